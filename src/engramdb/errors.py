@@ -1,0 +1,158 @@
+"""The engramdb exception tree.
+
+Every error the library raises on purpose derives from :class:`EngramError` and
+carries a stable ``code`` (a short snake_case string that never changes between
+releases) and the HTTP ``status`` an adapter should answer with. Each subclass
+also inherits the builtin exception it means, so ``except KeyError`` still
+catches a missing memory::
+
+    EngramError(Exception)
+    ├── InvalidInput(EngramError, ValueError)        code=invalid_input      422
+    │   ├── UnknownEventType                          code=unknown_event_type 422
+    │   ├── InvalidPayload                            code=invalid_payload    422
+    │   ├── PayloadTooLarge                           code=payload_too_large  413
+    │   ├── InvalidNamespace                          code=invalid_namespace  422
+    │   └── InvalidQuery                              code=invalid_query      422
+    ├── NotFound(EngramError, KeyError)               code=not_found          404
+    ├── Conflict(EngramError)                         code=conflict           409
+    │   └── ConcurrencyConflict                       code=version_conflict   409
+    ├── ReadOnly(EngramError, PermissionError)        code=read_only          403
+    ├── StoreLocked(EngramError, BlockingIOError)     code=store_locked       423
+    ├── StoreClosed(EngramError, RuntimeError)        code=store_closed       503
+    └── CorruptStore(EngramError)                     code=corrupt_store      500
+
+Adapters map errors to transport codes with :func:`error_info` and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "EngramError",
+    "InvalidInput",
+    "UnknownEventType",
+    "InvalidPayload",
+    "PayloadTooLarge",
+    "InvalidNamespace",
+    "InvalidQuery",
+    "NotFound",
+    "Conflict",
+    "ConcurrencyConflict",
+    "ReadOnly",
+    "StoreLocked",
+    "StoreClosed",
+    "CorruptStore",
+    "error_info",
+]
+
+
+class EngramError(Exception):
+    """Root of every error engramdb raises on purpose."""
+
+    code: str = "engram_error"
+    status: int = 500
+    exit_code: int = 1
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return self.message
+
+
+class InvalidInput(EngramError, ValueError):
+    code = "invalid_input"
+    status = 422
+    exit_code = 2
+
+
+class UnknownEventType(InvalidInput):
+    code = "unknown_event_type"
+
+
+class InvalidPayload(InvalidInput):
+    code = "invalid_payload"
+
+
+class PayloadTooLarge(InvalidInput):
+    code = "payload_too_large"
+    status = 413
+
+
+class InvalidNamespace(InvalidInput):
+    code = "invalid_namespace"
+
+
+class InvalidQuery(InvalidInput):
+    code = "invalid_query"
+
+
+class NotFound(EngramError, KeyError):
+    code = "not_found"
+    status = 404
+    exit_code = 3
+
+
+class Conflict(EngramError):
+    code = "conflict"
+    status = 409
+    exit_code = 4
+
+
+class ConcurrencyConflict(Conflict):
+    """An append named an ``expected_version`` that is no longer the stream's."""
+
+    code = "version_conflict"
+
+
+class ReadOnly(EngramError, PermissionError):
+    code = "read_only"
+    status = 403
+    exit_code = 5
+
+
+class StoreLocked(EngramError, BlockingIOError):
+    """Another process holds the store open for writing."""
+
+    code = "store_locked"
+    status = 423
+    exit_code = 6
+
+
+class StoreClosed(EngramError, RuntimeError):
+    code = "store_closed"
+    status = 503
+    exit_code = 7
+
+
+class CorruptStore(EngramError):
+    code = "corrupt_store"
+    status = 500
+    exit_code = 8
+
+
+def error_info(exc: BaseException) -> dict[str, Any]:
+    """The one mapping from an exception to what adapters report.
+
+    Returns ``{"code", "message", "status", "exit_code", "details"}``; anything
+    that is not an :class:`EngramError` is an internal error (500, exit 1) whose
+    message is not leaked.
+    """
+    if isinstance(exc, EngramError):
+        return {
+            "code": exc.code,
+            "message": exc.message,
+            "status": exc.status,
+            "exit_code": exc.exit_code,
+            "details": exc.details,
+        }
+    return {
+        "code": "internal_error",
+        "message": "internal error",
+        "status": 500,
+        "exit_code": 1,
+        "details": {},
+    }
