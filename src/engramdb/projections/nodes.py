@@ -1,0 +1,170 @@
+"""Node state: every memory's and entity's properties, at every seq.
+
+Each node keeps the list of its versions (one :class:`Node` per event that
+changed it, in seq order). ``get(id, at)`` answers for any seq: the common
+case (the latest version is old enough) is one dict lookup and one compare;
+otherwise a bisect. Versions are only ever appended, so readers holding an
+older seq are never disturbed by the writer.
+
+Forgetting masks: a ``node.forgotten`` event replaces every version of the node
+with a tombstone, so no view — current or as-of — shows forgotten content, even
+before compaction removes it from disk.
+"""
+
+from __future__ import annotations
+
+import bisect
+from operator import attrgetter
+from typing import Any
+
+import msgspec
+from msgspec import UNSET
+
+from ..events import (
+    NODE_CREATED,
+    NODE_FORGOTTEN,
+    NODE_UPDATED,
+    Event,
+    NodeCreated,
+    NodeUpdated,
+)
+
+__all__ = ["Node", "NodeState"]
+
+_seq_key = attrgetter("seq")
+
+
+class Node(msgspec.Struct, frozen=True, kw_only=True):
+    """A memory or entity as of one seq. ``seq`` is the event that made this version."""
+
+    id: str
+    namespace: str
+    kind: str
+    text: str
+    name: str | None
+    domain: str | None
+    attrs: dict[str, Any]
+    created_at: int
+    updated_at: int
+    version: int
+    seq: int
+    valid_from: int | None = None
+    valid_to: int | None = None
+    forgotten: bool = False
+
+
+class NodeState:
+    name = "nodes"
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._versions: dict[str, list[Node]] = {}
+        self._names: dict[tuple[str, str], str] = {}
+
+    def by_name(self, namespace: str, name: str) -> str | None:
+        """The id of the live node called ``name`` (case-insensitive) in ``namespace``."""
+        return self._names.get((namespace, name.casefold()))
+
+    def _index_name(self, old: Node | None, new: Node) -> None:
+        if old is not None and old.name and old.name != new.name:
+            if self._names.get((old.namespace, old.name.casefold())) == old.id:
+                del self._names[(old.namespace, old.name.casefold())]
+        if new.name and not new.forgotten:
+            self._names[(new.namespace, new.name.casefold())] = new.id
+
+    # -- reads -------------------------------------------------------------------
+
+    def get(self, node_id: str, at: int) -> Node | None:
+        """The node as of seq ``at`` (None if it did not exist then)."""
+        versions = self._versions.get(node_id)
+        if versions is None:
+            return None
+        last = versions[-1]
+        if last.seq <= at:
+            return last
+        i = bisect.bisect_right(versions, at, key=_seq_key)
+        return versions[i - 1] if i else None
+
+    def versions(self, node_id: str) -> list[Node]:
+        return list(self._versions.get(node_id, ()))
+
+    def __len__(self) -> int:
+        return len(self._versions)
+
+    def ids(self) -> list[str]:
+        return list(self._versions)
+
+    # -- applying events ---------------------------------------------------------
+
+    def process(self, event: Event) -> None:
+        kind = event.type
+        if kind == NODE_CREATED:
+            self._created(event, event.payload)
+        elif kind == NODE_UPDATED:
+            self._updated(event, event.payload)
+        elif kind == NODE_FORGOTTEN:
+            self._forgotten(event)
+
+    def _created(self, e: Event, p: NodeCreated) -> None:
+        node = Node(
+            id=e.stream, namespace=e.namespace, kind=p.kind, text=p.text, name=p.name,
+            domain=p.domain, attrs=p.attrs, created_at=e.recorded_at,
+            updated_at=e.recorded_at, version=e.version, seq=e.seq,
+            valid_from=e.valid_from, valid_to=e.valid_to,
+        )
+        self._versions.setdefault(e.stream, []).append(node)
+        self._index_name(None, node)
+
+    def _updated(self, e: Event, p: NodeUpdated) -> None:
+        versions = self._versions.get(e.stream)
+        if not versions or versions[-1].forgotten:
+            return
+        old = versions[-1]
+        attrs = old.attrs
+        if p.attrs or p.unset:
+            attrs = {k: v for k, v in old.attrs.items() if k not in p.unset}
+            attrs.update(p.attrs)
+        changes: dict[str, Any] = {
+            "attrs": attrs, "updated_at": e.recorded_at, "version": e.version, "seq": e.seq,
+        }
+        for field in ("text", "name", "domain", "kind"):
+            value = getattr(p, field)
+            if value is not UNSET:
+                changes[field] = value
+        if e.valid_from is not None:
+            changes["valid_from"] = e.valid_from
+        if e.valid_to is not None:
+            changes["valid_to"] = e.valid_to
+        new = msgspec.structs.replace(old, **changes)
+        versions.append(new)
+        self._index_name(old, new)
+
+    def _forgotten(self, e: Event) -> None:
+        versions = self._versions.get(e.stream, [])
+        first = versions[0] if versions else None
+        tomb = Node(
+            id=e.stream, namespace=e.namespace, kind=first.kind if first else "memory",
+            text="", name=None, domain=None, attrs={},
+            created_at=first.created_at if first else e.recorded_at,
+            updated_at=e.recorded_at, version=e.version, seq=e.seq, forgotten=True,
+        )
+        masked = [
+            msgspec.structs.replace(tomb, seq=v.seq, version=v.version, updated_at=v.updated_at)
+            for v in versions
+        ]
+        self._versions[e.stream] = [*masked, tomb]
+        if versions:
+            self._index_name(versions[-1], tomb)
+
+    # -- snapshots ---------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        return msgspec.msgpack.encode(self._versions)
+
+    def restore(self, data: bytes) -> None:
+        self.reset()
+        self._versions = msgspec.msgpack.decode(data, type=dict[str, list[Node]])
+        for versions in self._versions.values():
+            self._index_name(None, versions[-1])

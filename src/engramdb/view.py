@@ -1,0 +1,230 @@
+"""Read-only views of a store at one seq: the present, or any point in the past.
+
+:class:`Reader` holds every read operation; subclasses say which seq they read
+at. :class:`View` is a frozen seq (``mem.as_of(t)``); the :class:`Memory`
+facade reads at the store's current head. Each read takes its seq once, so one
+call always sees one consistent state, however many events land meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .errors import InvalidInput, NotFound
+from .events import (
+    NODE_CREATED,
+    NODE_FORGOTTEN,
+    NODE_UPDATED,
+    REDACTED,
+    Event,
+    Redacted,
+    from_us,
+    to_us,
+)
+from .projections import Adjacency, Bridge, CrossDomain, DomainIndex, Edge, Node, NodeState
+
+if TYPE_CHECKING:
+    from .store import EventStore
+
+__all__ = ["Reader", "View", "Neighbor", "Provenance"]
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbor:
+    edge: Edge
+    node: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Which event set a field's current value, when, and on whose behalf."""
+
+    node_id: str
+    field: str
+    value: Any
+    event_id: str
+    seq: int
+    type: str
+    recorded_at: datetime
+    agent: str | None
+    source: str | None
+    session: str | None
+
+
+class Reader:
+    """Every read, answered at the seq :meth:`_at` names, within one namespace."""
+
+    _store: EventStore
+    _nodes: NodeState
+    _adjacency: Adjacency
+    _domains: DomainIndex
+    _cross: CrossDomain
+    namespace: str
+
+    def _at(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def seq(self) -> int:
+        """The seq this reader answers at."""
+        return self._at()
+
+    # -- nodes -------------------------------------------------------------------
+
+    def get(self, node_id: str) -> Node:
+        """The memory or entity ``node_id``; :class:`NotFound` if absent or forgotten."""
+        node = self._nodes.get(node_id, self._at()) if isinstance(node_id, str) else None
+        if node is None or node.namespace != self.namespace or node.forgotten:
+            raise NotFound(f"no memory {str(node_id)[:80]!r} in namespace {self.namespace!r}")
+        return node
+
+    def find(self, name: str) -> Node:
+        """The live node named ``name`` (case-insensitive)."""
+        node_id = self._nodes.by_name(self.namespace, name)
+        if node_id is None:
+            raise NotFound(f"nothing named {name!r} in namespace {self.namespace!r}")
+        return self.get(node_id)
+
+    def exists(self, node_id: str) -> bool:
+        try:
+            self.get(node_id)
+        except NotFound:
+            return False
+        return True
+
+    def in_domain(self, domain: str) -> list[Node]:
+        at = self._at()
+        nodes = (self._nodes.get(i, at) for i in self._domains.nodes(self.namespace, domain, at))
+        return [n for n in nodes if n is not None and not n.forgotten]
+
+    def domains(self) -> dict[str, int]:
+        """Domain name -> number of memories in it."""
+        return self._domains.domains(self.namespace, self._at())
+
+    # -- graph -------------------------------------------------------------------
+
+    def neighbors(
+        self, node_id: str, *, rel: str | None = None, direction: str = "out"
+    ) -> list[Neighbor]:
+        """Nodes one typed edge away. ``direction`` is ``out``, ``in`` or ``both``."""
+        if direction not in ("out", "in", "both"):
+            raise InvalidInput("direction must be 'out', 'in' or 'both'")
+        self.get(node_id)
+        at = self._at()
+        found = []
+        for edge in self._adjacency.edges(node_id, at, direction=direction, rel=rel):
+            other = edge.dst if edge.src == node_id else edge.src
+            node = self._nodes.get(other, at)
+            if node is not None and not node.forgotten and node.namespace == self.namespace:
+                found.append(Neighbor(edge, node))
+        return found
+
+    def bridges(self, *, domains: set[str] | list[str] | None = None) -> list[Bridge]:
+        """Edges joining two different domains (touching ``domains`` when given)."""
+        wanted = set(domains) if domains is not None else None
+        return self._cross.bridges(self.namespace, self._at(), domains=wanted)
+
+    # -- history and provenance --------------------------------------------------
+
+    def history(self, stream_id: str) -> list[Event]:
+        """Every event of a memory/entity (or edge stream) up to this view's seq.
+
+        The events of a forgotten node come back with their payload replaced by
+        a :class:`~engramdb.events.Redacted` marker, before and after compaction.
+        """
+        events = self._store.log.read_stream(stream_id, upto=self._at())
+        events = [e for e in events if e.namespace == self.namespace]
+        if not events:
+            raise NotFound(f"no history for {str(stream_id)[:80]!r} in {self.namespace!r}")
+        if any(e.type == NODE_FORGOTTEN for e in events):
+            events = [_mask(e) for e in events]
+        return events
+
+    def provenance(self, node_id: str, field: str) -> Provenance:
+        """The event that set ``field`` (``text``, ``name``, ``domain``, ``kind``,
+        ``attrs.<key>``) to its value in this view."""
+        node = self.get(node_id)
+        value = _field_value(node, field)
+        for event in reversed(self._store.log.read_stream(node_id, upto=self._at())):
+            if _sets(event, field):
+                return Provenance(
+                    node_id=node_id, field=field, value=value, event_id=event.id,
+                    seq=event.seq, type=event.type, recorded_at=from_us(event.recorded_at),
+                    agent=event.meta.agent, source=event.meta.source,
+                    session=event.meta.session,
+                )
+        raise NotFound(f"{node_id} has no field {field!r}")
+
+    def stats(self) -> dict[str, Any]:
+        domains = self.domains()
+        return {
+            "namespace": self.namespace,
+            "seq": self._at(),
+            "domains": len(domains),
+            "in_domains": sum(domains.values()),
+        }
+
+
+class View(Reader):
+    """The store as it was at one seq. Read-only."""
+
+    def __init__(self, source: Reader, at: int) -> None:
+        self._store = source._store
+        self._nodes = source._nodes
+        self._adjacency = source._adjacency
+        self._domains = source._domains
+        self._cross = source._cross
+        self.namespace = source.namespace
+        self._seq = at
+
+    def _at(self) -> int:
+        return self._seq
+
+    def __repr__(self) -> str:
+        return f"View(namespace={self.namespace!r}, seq={self._seq})"
+
+
+def resolve_seq(store: EventStore, when: datetime | int | str) -> int:
+    """A seq from a seq (int) or a time (datetime / ISO string)."""
+    head = store.head
+    if isinstance(when, bool):
+        raise InvalidInput("as_of takes a datetime, an ISO time string or a seq")
+    if isinstance(when, int):
+        if when < 0:
+            raise InvalidInput("a seq is never negative")
+        return min(when, head)
+    us = to_us(when)
+    assert us is not None
+    return min(store.log.seq_at(us), head)
+
+
+_TOP_FIELDS = ("text", "name", "domain", "kind")
+
+
+def _field_value(node: Node, field: str) -> Any:
+    if field in _TOP_FIELDS:
+        return getattr(node, field)
+    if field.startswith("attrs.") and field[6:] in node.attrs:
+        return node.attrs[field[6:]]
+    raise NotFound(f"{node.id} has no field {field!r}")
+
+
+def _sets(event: Event, field: str) -> bool:
+    p = event.payload
+    if event.type == NODE_CREATED:
+        return field in _TOP_FIELDS or field[6:] in p.attrs
+    if event.type == NODE_UPDATED:
+        if field in _TOP_FIELDS:
+            return getattr(p, field) is not msgspec.UNSET
+        return field[6:] in p.attrs
+    return False
+
+
+def _mask(event: Event) -> Event:
+    if event.type in (NODE_FORGOTTEN, REDACTED):
+        return event
+    return msgspec.structs.replace(event, type=REDACTED, schema=1, payload=Redacted(was=event.type))
