@@ -106,8 +106,7 @@ class Memory(Reader):
             snapshot_dir = path + ".snapshots"
         try:
             store = EventStore(log, snapshot_dir=snapshot_dir, snapshot_every=snapshot_every)
-            for projection in (NodeState(), Adjacency(), DomainIndex(), CrossDomain()):
-                store.register(projection)
+            store.register(NodeState(), Adjacency(), DomainIndex(), CrossDomain())
         except BaseException:
             log.close()
             raise
@@ -128,9 +127,9 @@ class Memory(Reader):
         """A read-only view of this namespace as it was at ``when`` (a seq or a time)."""
         return View(self, resolve_seq(self._store, when))
 
-    def register(self, projection: Projection) -> None:
-        """Attach a projection of your own; it is fed the whole log first."""
-        self._store.register(projection)
+    def register(self, *projections: Projection) -> None:
+        """Attach projections of your own; they are fed the whole log first."""
+        self._store.register(*projections)
 
     # -- writing -----------------------------------------------------------------
 

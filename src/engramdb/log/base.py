@@ -98,6 +98,7 @@ class EventLog(ABC):
             seq = self.head()
             recorded = max(now_us(), self._last_recorded)
             staged: dict[str, int] = {}
+            self._prefetch_versions({p.draft.stream for g in groups for p in g})
             for group in groups:
                 outcome = self._stage(group, seq, recorded, staged)
                 if isinstance(outcome, list):
@@ -151,6 +152,17 @@ class EventLog(ABC):
             )
         staged.update(local)
         return events
+
+    def _prefetch_versions(self, streams: set[str]) -> None:
+        missing = [s for s in streams if s not in self._versions]
+        if missing:
+            found = self._load_versions(missing)
+            for stream in missing:
+                self._versions[stream] = found.get(stream, 0)
+
+    def _load_versions(self, streams: list[str]) -> dict[str, int]:
+        """Current versions of many streams at once (absent streams may be left out)."""
+        return {s: self._load_version(s) for s in streams}
 
     def stream_version(self, stream: str) -> int:
         """Current version of ``stream`` (0 when it has no events)."""

@@ -62,6 +62,7 @@ _COLUMNS = (
 )
 _INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 _meta_decoder = msgspec.json.Decoder(Meta)
+_META_CACHE: dict[bytes, Meta] = {}  # meta blobs repeat (same agent/session): decode once
 
 
 def _translate(exc: sqlite3.Error, path: str) -> EngramError:
@@ -215,6 +216,21 @@ class SQLiteLog(EventLog):
         )
         return row[0] or 0
 
+    def _load_versions(self, streams: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for i in range(0, len(streams), 900):
+            chunk = streams[i : i + 900]
+            marks = ",".join("?" * len(chunk))
+            rows = self._q(
+                lambda: self._conn.execute(
+                    f"SELECT stream, max(version) FROM events WHERE stream IN ({marks})"
+                    " GROUP BY stream",
+                    chunk,
+                ).fetchall()
+            )
+            found.update(rows)
+        return found
+
     def _redact(self, seqs: list[int]) -> int:
         if self.read_only:
             raise ReadOnly(f"{self.path} is open read-only")
@@ -261,7 +277,12 @@ class SQLiteLog(EventLog):
     def _decode(self, row: tuple[Any, ...]) -> Event:
         try:
             payload = self.registry.decode(row[5], row[6], row[10])
-            meta = _meta_decoder.decode(row[11])
+            meta = _META_CACHE.get(row[11])
+            if meta is None:
+                meta = _meta_decoder.decode(row[11])
+                if len(_META_CACHE) > 4096:
+                    _META_CACHE.clear()
+                _META_CACHE[row[11]] = meta
         except msgspec.DecodeError as exc:
             raise CorruptStore(f"event {row[0]} in {self.path} cannot be decoded: {exc}") from None
         return Event(

@@ -29,7 +29,7 @@ __all__ = ["Adjacency", "DomainIndex", "CrossDomain", "Edge", "Bridge", "OPEN"]
 OPEN = (1 << 63) - 1
 
 
-class Edge(msgspec.Struct, kw_only=True):
+class Edge(msgspec.Struct, kw_only=True, gc=False):
     """One interval of an edge's life. ``end`` is set once, when it closes."""
 
     namespace: str
@@ -114,7 +114,7 @@ class Adjacency:
                 self._open[(edge.src, edge.rel, edge.dst)] = edge
 
 
-class _Member(msgspec.Struct, array_like=True):
+class _Member(msgspec.Struct, array_like=True, gc=False):
     node: str
     start: int
     end: int = OPEN
@@ -191,7 +191,7 @@ class DomainIndex:
                     self._counts[key] = self._counts.get(key, 0) + 1
 
 
-class Bridge(msgspec.Struct, kw_only=True):
+class Bridge(msgspec.Struct, kw_only=True, gc=False):
     """An interval during which an edge joined two different domains."""
 
     namespace: str

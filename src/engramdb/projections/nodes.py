@@ -34,7 +34,7 @@ __all__ = ["Node", "NodeState"]
 _seq_key = attrgetter("seq")
 
 
-class Node(msgspec.Struct, frozen=True, kw_only=True):
+class Node(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A memory or entity as of one seq. ``seq`` is the event that made this version."""
 
     id: str

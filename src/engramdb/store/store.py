@@ -13,9 +13,11 @@ sees exactly the state at its seq even while later events are applied.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from ..errors import ConcurrencyConflict, EngramError, InvalidInput
@@ -41,6 +43,19 @@ class Projection(Protocol):
     def restore(self, data: bytes) -> None: ...
 
     def reset(self) -> None: ...
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while millions of acyclic objects are built at once;
+    its repeated full scans otherwise dominate replay and snapshot restore."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class _Request:
@@ -97,15 +112,24 @@ class EventStore:
 
     # -- projections -------------------------------------------------------------
 
-    def register(self, projection: Projection) -> None:
-        """Attach a projection: restore its snapshot if one checks out, replay the rest."""
-        with self._commit_lock:
-            if projection.name in self._projections:
-                raise InvalidInput(f"a projection named {projection.name!r} is registered")
-            start = self._restore(projection)
-            for event in self.log.read(after=start, upto=self._head):
-                projection.process(event)
-            self._projections[projection.name] = projection
+    def register(self, *projections: Projection) -> None:
+        """Attach projections: restore each one's snapshot if it checks out, then
+        replay the rest of the log through them in a single pass."""
+        with self._commit_lock, _gc_paused():
+            names = [p.name for p in projections]
+            for name in names:
+                if name in self._projections or names.count(name) > 1:
+                    raise InvalidInput(f"a projection named {name!r} is already registered")
+            starts = [self._restore(p) for p in projections]
+            if projections:
+                pairs = list(zip(starts, projections, strict=True))
+                for event in self.log.read(after=min(starts), upto=self._head):
+                    seq = event.seq
+                    for start, proj in pairs:
+                        if seq > start:
+                            proj.process(event)
+            for proj in projections:
+                self._projections[proj.name] = proj
 
     def _restore(self, projection: Projection) -> int:
         if self.snapshots is None:
@@ -153,6 +177,10 @@ class EventStore:
             self._rebuild_locked()
 
     def _rebuild_locked(self) -> None:
+        with _gc_paused():
+            self._replay_all()
+
+    def _replay_all(self) -> None:
         for proj in self._projections.values():
             proj.reset()
         for event in self.log.read(upto=self._head):

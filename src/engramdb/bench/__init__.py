@@ -1,0 +1,1 @@
+"""Benchmarks behind ``engram bench ...``: each prints a table and writes JSON."""

@@ -1,0 +1,32 @@
+"""Imports point down only: events <- log <- store <- projections <- facade <- adapters."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "engramdb"
+ORDER = ["errors", "events", "log", "store", "projections", "recall", "view", "memory",
+         "bench", "adapters"]
+
+
+def layer_of(module: str) -> int | None:
+    head = module.split(".")[0]
+    return ORDER.index(head) if head in ORDER else None
+
+
+def test_imports_point_down() -> None:
+    bad = []
+    for path in SRC.rglob("*.py"):
+        rel = path.relative_to(SRC).with_suffix("")
+        own = layer_of(".".join(rel.parts))
+        if own is None:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level > 0 and node.module:
+                base = rel.parts[: len(rel.parts) - node.level]
+                target = ".".join([*base, node.module]) if base else node.module
+                other = layer_of(target)
+                if other is not None and other > own:
+                    bad.append(f"{rel} imports {target}")
+    assert not bad, bad
