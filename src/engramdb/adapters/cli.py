@@ -170,6 +170,25 @@ def bench_core(
     console.print(f"wrote {out}")
 
 
+@bench_app.command("locomo")
+def bench_locomo(
+    path: Annotated[str, typer.Argument(help="LoCoMo JSON file.")] = "../shared/data/locomo10.json",
+    out: Annotated[str, typer.Option(help="JSON output path.")] = "bench-results/locomo.json",
+    limit: Annotated[int | None, typer.Option(help="Only the first N conversations.")] = None,
+) -> None:
+    """LoCoMo evidence recall@k per category: hybrid vs BM25-only vs dense-only."""
+    from rich.progress import Progress
+
+    from ..bench.locomo import run
+
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("LoCoMo questions", total=None)
+        report = run(path=path, out=out, limit=limit,
+                     progress=lambda done, total: bar.update(task, completed=done, total=total))
+    typer.echo(report.table())
+    typer.echo(f"wrote {out}")
+
+
 def _when(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 

@@ -21,12 +21,14 @@ from .types import (
     NODE_FORGOTTEN,
     NODE_UPDATED,
     REDACTED,
+    VECTOR_STORED,
     EdgeAdded,
     EdgeRemoved,
     NodeCreated,
     NodeForgotten,
     NodeUpdated,
     Redacted,
+    VectorStored,
     default_registry,
     edge_stream,
 )
@@ -59,6 +61,8 @@ __all__ = [
     "NodeForgotten",
     "NodeUpdated",
     "Redacted",
+    "VectorStored",
+    "VECTOR_STORED",
     "default_registry",
     "edge_stream",
 ]

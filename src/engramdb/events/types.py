@@ -26,6 +26,8 @@ __all__ = [
     "EdgeAdded",
     "EdgeRemoved",
     "Redacted",
+    "VectorStored",
+    "VECTOR_STORED",
     "NODE_CREATED",
     "NODE_UPDATED",
     "NODE_FORGOTTEN",
@@ -42,6 +44,7 @@ NODE_FORGOTTEN = "node.forgotten"
 EDGE_ADDED = "edge.added"
 EDGE_REMOVED = "edge.removed"
 REDACTED = "event.redacted"
+VECTOR_STORED = "vector.stored"
 
 _STRICT = {"frozen": True, "kw_only": True, "forbid_unknown_fields": True, "omit_defaults": True}
 
@@ -80,6 +83,14 @@ class EdgeRemoved(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
     dst: str
 
 
+class VectorStored(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
+    """A memory's embedding under one model: float32 little-endian bytes."""
+
+    model: str
+    dim: int
+    vector: bytes
+
+
 class Redacted(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
     """What compaction leaves of an event whose content was forgotten."""
 
@@ -99,4 +110,5 @@ def default_registry() -> Registry:
     reg.register(EDGE_ADDED, EdgeAdded)
     reg.register(EDGE_REMOVED, EdgeRemoved)
     reg.register(REDACTED, Redacted)
+    reg.register(VECTOR_STORED, VectorStored)
     return reg
