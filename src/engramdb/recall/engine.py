@@ -10,7 +10,7 @@ carries the provenance of the event that wrote the version it returns.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -31,15 +31,24 @@ __all__ = ["Hit", "HitProvenance", "RecallWeights", "recall"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RecallWeights:
-    """Weights of each signal in reciprocal-rank fusion, and pool sizes."""
+    """How the signals combine. Defaults tuned on LoCoMo (``engram bench locomo``).
 
-    vector: float = 1.0
+    Text and vector scores are each normalised to [0, 1] over their candidate
+    pools and summed with these weights; then every candidate passes a share of
+    its score along the graph: to the turn after it (``next``), the turn before
+    it (``prev``), and neighbours over any other edge (``graph``); candidates of
+    the same conversation session get ``session`` x the session's best score;
+    ``recency`` breaks near-ties toward newer memories.
+    """
+
     text: float = 1.0
+    vector: float = 0.5
+    next: float = 0.5
+    prev: float = 0.2
+    session: float = 0.5
     graph: float = 0.3
-    recency: float = 0.05
-    k0: float = 60.0
-    pool: int = 100
-    expand: int = 5
+    recency: float = 0.02
+    pool: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +79,7 @@ class Hit:
         return self.node.text
 
 
-@dataclass
-class _Pool:
-    ranks: dict[str, dict[str, tuple[int, float]]] = field(default_factory=dict)
-
-    def add(self, signal: str, ranked: Sequence[tuple[str, float]]) -> None:
-        for rank, (node_id, score) in enumerate(ranked, start=1):
-            self.ranks.setdefault(node_id, {}).setdefault(signal, (rank, float(score)))
+SEQUENCE_REL = "next"
 
 
 def recall(
@@ -95,81 +98,123 @@ def recall(
         raise InvalidQuery("recall needs a non-empty query string")
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
         raise InvalidQuery("k must be an integer from 1 to 1000")
-    at = reader.seq
-    ns = reader.namespace
-    nodes = reader._nodes
+    unknown = set(signals) - {"vector", "text", "graph", "recency"}
+    if unknown:
+        raise InvalidQuery(f"unknown recall signals {sorted(unknown)}")
+    at, ns, nodes = reader.seq, reader.namespace, reader._nodes
+    cache: dict[str, Node | None] = {}
 
     def live(node_id: str) -> Node | None:
-        node = nodes.get(node_id, at)
-        if node is None or node.forgotten or node.namespace != ns:
-            return None
-        return node if accept is None or accept(node) else None
+        if node_id not in cache:
+            node = nodes.get(node_id, at)
+            ok = node is not None and not node.forgotten and node.namespace == ns
+            cache[node_id] = node if ok and (accept is None or accept(node)) else None  # type: ignore[arg-type]
+        return cache[node_id]
 
     def ok(node_id: str) -> bool:
         return live(node_id) is not None
 
-    pool = _Pool()
+    why: dict[str, dict[str, dict[str, float]]] = {}
+    base: dict[str, float] = {}
     if "text" in signals:
-        pool.add("text", text.search(query, weights.pool, at=at, namespace=ns, accept=ok))
+        ranked = text.search(query, weights.pool, at=at, namespace=ns, accept=ok)
+        _add(base, why, "text", ranked, weights.text)
     if "vector" in signals and vectors is not None and embedder is not None:
         qv = np.asarray(embedder.embed([query])[0], dtype=np.float32)
-        pool.add("vector", vectors.search(qv, weights.pool, at=at, namespace=ns, accept=ok))
+        ranked = vectors.search(qv, weights.pool, at=at, namespace=ns, accept=ok)
+        _add(base, why, "vector", ranked, weights.vector)
+    final = dict(base)
     if "graph" in signals:
-        pool.add("graph", _graph(reader, query, pool, weights, ok))
-    fused = _fuse(pool, weights, signals)
-    if "recency" in signals and fused:
-        head = [nid for nid, _ in fused[: weights.pool]]
-        newest = sorted(head, key=lambda nid: _when(live(nid)), reverse=True)
-        pool.add("recency", [(nid, float(_when(live(nid)))) for nid in newest])
-        fused = _fuse(pool, weights, signals)
+        _propagate(reader, query, base, final, why, weights, live)
+    if "recency" in signals and weights.recency and final:
+        _recency(final, why, weights, live)
+    order = sorted(final.items(), key=lambda kv: (-kv[1], kv[0]))
     hits = []
-    for node_id, score in fused:
+    for node_id, score in order:
         node = live(node_id)
         if node is None:
             continue
-        hits.append(Hit(node, score, _explain(pool.ranks[node_id]), _provenance(reader, node)))
+        hits.append(Hit(node, score, why.get(node_id, {}), _provenance(reader, node)))
         if len(hits) == k:
             break
     return hits
 
 
-def _graph(
-    reader: Reader, query: str, pool: _Pool, weights: RecallWeights, ok: Callable[[str], bool]
-) -> list[tuple[str, float]]:
-    """Neighbours of the strongest hits, and of entities the query names."""
-    seeds: list[str] = [nid for nid, _ in _fuse(pool, weights, ("vector", "text"))[: weights.expand]]
-    words = set(tokenize(query))
-    for token in words:
+def _add(
+    scores: dict[str, float], why: dict[str, dict[str, dict[str, float]]], signal: str,
+    ranked: Sequence[tuple[str, float]], weight: float,
+) -> None:
+    """Min-max normalise a signal's scores over its pool and add them, weighted."""
+    if not ranked:
+        return
+    top, low = ranked[0][1], ranked[-1][1]
+    if signal == "text":
+        low = 0.0  # BM25 is zero for a document that matches nothing
+    span = max(top - low, 1e-9)
+    for rank, (node_id, raw) in enumerate(ranked, start=1):
+        scores[node_id] = scores.get(node_id, 0.0) + weight * (raw - low) / span
+        why.setdefault(node_id, {})[signal] = {"rank": float(rank), "score": float(raw)}
+
+
+def _propagate(
+    reader: Reader, query: str, base: dict[str, float], final: dict[str, float],
+    why: dict[str, dict[str, dict[str, float]]], w: RecallWeights,
+    live: Callable[[str], Node | None],
+) -> None:
+    """Share scores along edges (conversation order, any typed edge) and sessions."""
+    seeds = list(base.items())
+    for token in set(tokenize(query)):  # entities the query names seed the graph too
         named = reader._nodes.by_name(reader.namespace, token)
-        if named is not None and named not in seeds:
-            seeds.append(named)
-    found: dict[str, float] = {}
-    for depth, seed in enumerate(seeds):
-        if not ok(seed):
-            continue
-        for nb in reader.neighbors(seed, direction="both"):
-            if nb.node.id not in found and ok(nb.node.id):
-                found[nb.node.id] = 1.0 / (1 + depth)
-    return sorted(found.items(), key=lambda kv: -kv[1])
+        if named is not None and named not in base and live(named) is not None:
+            seeds.append((named, max(base.values(), default=1.0)))
+    adjacency, at = reader._adjacency, reader.seq
+    for node_id, score in seeds:
+        for edge in adjacency.edges(node_id, at, direction="both"):
+            forward = edge.src == node_id
+            other = edge.dst if forward else edge.src
+            if edge.rel == SEQUENCE_REL:
+                weight = w.next if forward else w.prev
+            else:
+                weight = w.graph
+            if weight and live(other) is not None:
+                gain = weight * score
+                final[other] = final.get(other, 0.0) + gain
+                entry = why.setdefault(other, {}).setdefault("graph", {"score": 0.0})
+                entry["score"] += gain
+    if w.session:
+        _sessions(base, final, why, w, live)
 
 
-def _fuse(
-    pool: _Pool, weights: RecallWeights, signals: Sequence[str]
-) -> list[tuple[str, float]]:
-    scores = []
-    for node_id, by_signal in pool.ranks.items():
-        s = 0.0
-        for signal, (rank, _raw) in by_signal.items():
-            if signal in signals:
-                s += getattr(weights, signal) / (weights.k0 + rank)
-        if s > 0:
-            scores.append((node_id, s))
-    scores.sort(key=lambda kv: (-kv[1], kv[0]))
-    return scores
+def _sessions(
+    base: dict[str, float], final: dict[str, float],
+    why: dict[str, dict[str, dict[str, float]]], w: RecallWeights,
+    live: Callable[[str], Node | None],
+) -> None:
+    best: dict[Any, float] = {}
+    for node_id, score in base.items():
+        node = live(node_id)
+        session = node.attrs.get("session") if node is not None else None
+        if session is not None:
+            best[session] = max(best.get(session, 0.0), score)
+    for node_id in list(final):
+        node = live(node_id)
+        session = node.attrs.get("session") if node is not None else None
+        if session in best:
+            gain = w.session * best[session]
+            final[node_id] += gain
+            why.setdefault(node_id, {})["session"] = {"score": gain}
 
 
-def _explain(by_signal: dict[str, tuple[int, float]]) -> dict[str, dict[str, float]]:
-    return {s: {"rank": float(r), "score": raw} for s, (r, raw) in by_signal.items()}
+def _recency(
+    final: dict[str, float], why: dict[str, dict[str, dict[str, float]]], w: RecallWeights,
+    live: Callable[[str], Node | None],
+) -> None:
+    ordered = sorted(final, key=lambda nid: _when(live(nid)))
+    n = len(ordered)
+    for position, node_id in enumerate(ordered):
+        gain = w.recency * (position + 1) / n
+        final[node_id] += gain
+        why.setdefault(node_id, {})["recency"] = {"score": gain}
 
 
 def _when(node: Node | None) -> int:
