@@ -121,6 +121,8 @@ class EventStore:
                 if name in self._projections or names.count(name) > 1:
                     raise InvalidInput(f"a projection named {name!r} is already registered")
             starts = [self._restore(p) for p in projections]
+            # a missing, rejected or stale snapshot is rewritten at the next close
+            self._snapshotted_at = min(self._snapshotted_at, *starts)
             if projections:
                 pairs = list(zip(starts, projections, strict=True))
                 for event in self.log.read(after=min(starts), upto=self._head):
