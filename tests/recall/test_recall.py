@@ -108,3 +108,17 @@ def test_bad_queries_are_rejected(mem: Memory) -> None:
         mem.recall("x", k=0)
     with pytest.raises(InvalidQuery):
         mem.recall("x", signals=("telepathy",))
+
+
+def test_writes_after_restoring_recall_snapshots(tmp_path: Path) -> None:
+    """Restored indexes start as read-only views of the snapshot: writing must copy."""
+    path = tmp_path / "w.engram"
+    emb = HashingEmbedder(dim=64)
+    with Memory.open(path, embedder=emb) as mem:
+        for i in range(10):
+            mem.remember(f"old memory {i} about gardening")
+    with Memory.open(path, embedder=emb) as mem:
+        assert {"text", "vectors"} <= set(mem.store.restored)
+        fresh = mem.remember("new memory about astronomy and telescopes")
+        assert mem.recall("telescopes astronomy", k=1)[0].id == fresh.id
+        assert mem.recall("telescopes astronomy", k=1, signals=("vector",))[0].id == fresh.id

@@ -82,12 +82,15 @@ class MemoryLog(EventLog):
         raise NotFound(f"no event with seq {seq}", seq=seq)
 
     def seq_at(self, time_us: int) -> int:
+        self._check_open()
         return min(bisect.bisect_right(self._times, time_us), len(self._events))
 
     def get_meta(self, key: str) -> str | None:
+        self._check_open()
         return self._meta.get(key)
 
     def set_meta(self, key: str, value: str) -> None:
+        self._check_open()
         self._meta[key] = value
 
     def close(self) -> None:

@@ -264,6 +264,7 @@ class SQLiteLog(EventLog):
 
     def set_meta(self, key: str, value: str) -> None:
         with self._write_lock:
+            self._check_open()
             self._transaction(
                 lambda c: c.execute(
                     "INSERT INTO meta(key, value) VALUES(?, ?)"

@@ -215,6 +215,7 @@ class VectorProjection:
             raise ValueError("snapshot is of another embedding model")
         self.reset()
         self.docs.load(snap.docs)
-        keys = np.frombuffer(snap.keys, dtype=np.int64)
+        keys = np.frombuffer(snap.keys, dtype=np.int64).copy()
         if len(keys):
-            self.index.add(keys, np.frombuffer(snap.vectors, dtype=np.float32).reshape(-1, self.dim))
+            vectors = np.frombuffer(snap.vectors, dtype=np.float32).reshape(-1, self.dim)
+            self.index.add(keys, vectors.copy())  # frombuffer views are read-only

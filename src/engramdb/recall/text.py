@@ -201,7 +201,7 @@ class _Grow:
 
     def _reserve(self, extra: int) -> None:
         need = self.n + extra
-        if need > len(self.arr):
+        if need > len(self.arr) or not self.arr.flags.writeable:  # restored views are read-only
             cap = max(need, 2 * len(self.arr), 16)
             grown = np.empty(cap, dtype=self.arr.dtype)
             grown[: self.n] = self.arr[: self.n]

@@ -2,7 +2,9 @@
 
 A snapshot file is ``MAGIC | u32 header length | JSON header | body`` where the
 header names the projection, the store id, the log epoch (bumped by every
-compaction), the seq the snapshot covers, and the body's length and SHA-256.
+compaction), the seq the snapshot covers, the body's length, and a SHA-256 over
+all of those and the body (so a damaged header is caught as surely as a damaged
+body).
 Anything that does not check out — a torn write, a flipped byte, a file from
 another store or from before a compaction, a seq beyond the log's head — is
 rejected with a reason, and the caller rebuilds from the log instead.
@@ -52,7 +54,7 @@ class SnapshotFiles:
                 "epoch": epoch,
                 "seq": seq,
                 "size": len(body),
-                "sha256": hashlib.sha256(body).hexdigest(),
+                "sha256": _digest(name, self.store_id, epoch, seq, body),
             }
         )
         final = self.path(name)
@@ -102,7 +104,9 @@ def _parse(
     start = len(MAGIC) + _LEN.size
     try:
         header: dict[str, Any] = msgspec.json.decode(data[start : start + hlen])
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return "unreadable header", None
+    if not isinstance(header, dict):
         return "unreadable header", None
     body = data[start + hlen :]
     checks = [
@@ -110,13 +114,25 @@ def _parse(
         (header.get("store_id") == store_id, "written for another store"),
         (header.get("epoch") == epoch, "written before a compaction"),
         (header.get("size") == len(body), "truncated body"),
-        (hashlib.sha256(body).hexdigest() == header.get("sha256"), "checksum mismatch"),
+        (
+            _digest(header.get("name"), header.get("store_id"), header.get("epoch"),
+                    header.get("seq"), body) == header.get("sha256"),
+            "checksum mismatch",
+        ),
         (isinstance(header.get("seq"), int) and 0 <= header["seq"] <= head, "ahead of the log"),
     ]
     for ok, reason in checks:
         if not ok:
             return reason, None
     return "", Snapshot(name, header["seq"], body)
+
+
+def _digest(name: Any, store_id: Any, epoch: Any, seq: Any, body: bytes) -> str:
+    """SHA-256 over the header fields and the body: a flipped digit in ``seq``
+    must not pass for a snapshot taken at another seq."""
+    h = hashlib.sha256(msgspec.json.encode([name, store_id, epoch, seq, len(body)]))
+    h.update(body)
+    return h.hexdigest()
 
 
 def _fsync_dir(directory: str) -> None:
