@@ -24,7 +24,7 @@ import numpy as np
 
 from msgspec import UNSET
 
-from .errors import InvalidInput, NotFound, ReadOnly
+from .errors import InvalidInput, InvalidQuery, NotFound, ReadOnly
 from .events import (
     ANY_VERSION,
     EDGE_ADDED,
@@ -101,9 +101,9 @@ class Memory(Reader):
         self._store = store
         self._embedder = embedder
         self.weights = weights or RecallWeights()
-        self._text: TextProjection = store.projection("text")  # type: ignore[assignment]
+        self._text: TextProjection | None = store.find_projection("text")  # type: ignore[assignment]
         self._vectors: VectorProjection | None = (
-            store.projection("vectors") if embedder is not None else None  # type: ignore[assignment]
+            store.find_projection("vectors") if embedder is not None else None  # type: ignore[assignment]
         )
         self._nodes = store.projection("nodes")  # type: ignore[assignment]
         self._adjacency = store.projection("adjacency")  # type: ignore[assignment]
@@ -124,14 +124,16 @@ class Memory(Reader):
         registry: Registry | None = None,
         embedder: Embedder | Literal["default"] | None = "default",
         weights: RecallWeights | None = None,
+        recall: bool = True,
     ) -> Memory:
         """Open (creating if needed) the store at ``path``; ``":memory:"`` keeps it in RAM.
 
         ``embedder``: ``"default"`` is the bundled all-MiniLM-L6-v2 (offline);
         pass any :class:`~engramdb.recall.embed.Embedder`, or None for text-only recall.
+        ``recall=False`` keeps only the core projections (no BM25, no vectors).
         """
         check_namespace(namespace)
-        if embedder == "default":
+        if embedder == "default" and recall:
             from .recall.embed import default_embedder
 
             embedder = default_embedder()
@@ -150,11 +152,13 @@ class Memory(Reader):
             snapshot_dir = path + ".snapshots"
         try:
             store = EventStore(log, snapshot_dir=snapshot_dir, snapshot_every=snapshot_every)
-            projections: list[Projection] = [
-                NodeState(), Adjacency(), DomainIndex(), CrossDomain(), TextProjection(),
-            ]
-            if embedder is not None:
-                projections.append(VectorProjection(embedder.model_id, embedder.dim))
+            projections: list[Projection] = [NodeState(), Adjacency(), DomainIndex(), CrossDomain()]
+            if recall:
+                projections.append(TextProjection())
+                if embedder is not None:
+                    projections.append(VectorProjection(embedder.model_id, embedder.dim))
+            else:
+                embedder = None
             store.register(*projections)
         except BaseException:
             log.close()
@@ -402,6 +406,8 @@ class Memory(Reader):
         ``domains`` and ``filters`` (``kind``, ``attrs.<key>``) restrict the
         candidates before ranking, so the top-k is exact among them.
         """
+        if self._text is None:
+            raise InvalidQuery("this store was opened with recall=False")
         reader: Reader = self if as_of is None else self.as_of(as_of)
         accept = compile_filters(
             domains=domains, filters=dict(filters) if filters else None, valid_at=to_us(valid_at)

@@ -122,3 +122,11 @@ def test_writes_after_restoring_recall_snapshots(tmp_path: Path) -> None:
         fresh = mem.remember("new memory about astronomy and telescopes")
         assert mem.recall("telescopes astronomy", k=1)[0].id == fresh.id
         assert mem.recall("telescopes astronomy", k=1, signals=("vector",))[0].id == fresh.id
+
+
+def test_core_only_store_refuses_recall() -> None:
+    with Memory.open(":memory:", recall=False) as mem:
+        mem.remember("no index for me")
+        assert mem.store.find_projection("text") is None
+        with pytest.raises(InvalidQuery):
+            mem.recall("index")

@@ -1,6 +1,7 @@
 """``engram bench core``: the durable core's numbers.
 
-Builds a SQLite store of ``events`` events (default 1,000,000: 60% memories
+Measures the core alone (``recall=False``: node state, adjacency, domains,
+cross-domain; no BM25 or vectors). Builds a SQLite store of ``events`` events (default 1,000,000: 60% memories
 created, 30% updates, 10% edges, over 20 domains) in batches, then measures
 cold open with and without snapshots (the latter is a full replay), ``get`` and
 entity as-of latency, single-event durable appends per durability mode, and
@@ -54,7 +55,7 @@ def _batch(rng: random.Random, ids: list[str], size: int) -> list[Draft]:
 
 def _build(path: str, events: int, batch: int, rng: random.Random) -> tuple[list[str], float]:
     ids: list[str] = []
-    with Memory.open(path, snapshot_every=10**12) as mem:
+    with Memory.open(path, snapshot_every=10**12, recall=False) as mem:
         start = time.perf_counter()
         done = 0
         while done < events:
@@ -68,13 +69,13 @@ def _build(path: str, events: int, batch: int, rng: random.Random) -> tuple[list
 
 def _timed_open(path: str) -> tuple[float, Memory]:
     start = time.perf_counter()
-    mem = Memory.open(path)
+    mem = Memory.open(path, recall=False)
     return time.perf_counter() - start, mem
 
 
 def _single_appends(workdir: str, mode: str, n: int) -> float:
     path = os.path.join(workdir, f"single-{mode}.engram")
-    with Memory.open(path, durability=mode) as mem:
+    with Memory.open(path, durability=mode, recall=False) as mem:
         start = time.perf_counter()
         for i in range(n):
             mem.remember(f"single event {i}", domain="bench")

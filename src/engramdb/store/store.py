@@ -151,6 +151,9 @@ class EventStore:
     def projection(self, name: str) -> Projection:
         return self._projections[name]
 
+    def find_projection(self, name: str) -> Projection | None:
+        return self._projections.get(name)
+
     def subscribe(self, fn: Subscriber) -> None:
         """Call ``fn(events)`` after each commit, once projections have applied them."""
         self._subscribers.append(fn)
