@@ -240,7 +240,9 @@ class Memory(Reader):
         todo = [i for i, t in enumerate(texts) if t is not None]
         if not todo:
             return drafts
-        vectors = self._embedder.embed([texts[i] for i in todo])  # type: ignore[misc]
+        vectors = np.asarray(self._embedder.embed([texts[i] for i in todo]), dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = vectors / np.where(norms > 0, norms, 1.0)  # plug-in embedders may not normalise
         extra = {
             i: Draft(
                 type=VECTOR_STORED, stream=drafts[i].stream, namespace=drafts[i].namespace,

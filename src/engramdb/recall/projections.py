@@ -176,6 +176,9 @@ class VectorProjection:
         self.reset()
 
     def reset(self) -> None:
+        old = getattr(self, "index", None)
+        if old is not None:
+            old.close()  # cancel a background graph build of the discarded index
         self.index = VectorIndex(self.dim, **self._options)
         self.docs = _Docs()
 
@@ -201,9 +204,7 @@ class VectorProjection:
         return [(self.docs.meta[key].node, score) for key, score in hits if key in self.docs.meta]
 
     def snapshot(self) -> bytes:
-        keys = np.fromiter(self.docs.meta.keys(), dtype=np.int64)
-        vectors = np.stack([self.index.get(int(k)) for k in keys]) if len(keys) else \
-            np.empty((0, self.dim), np.float32)
+        keys, vectors = self.index.export()
         return msgspec.msgpack.encode(_VecSnap(
             model=self.model, dim=self.dim, docs=self.docs.dump(), keys=keys.tobytes(),
             vectors=np.ascontiguousarray(vectors, dtype=np.float32).tobytes(),
