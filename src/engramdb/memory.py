@@ -237,7 +237,7 @@ class Memory(Reader):
         if self._embedder is None:
             return drafts
         texts = [_index_text(d) for d in drafts]
-        todo = [i for i, t in enumerate(texts) if t is not None]
+        todo = [i for i, t in enumerate(texts) if t is not None and t.strip()]
         if not todo:
             return drafts
         vectors = np.asarray(self._embedder.embed([texts[i] for i in todo]), dtype=np.float32)

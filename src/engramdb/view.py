@@ -16,6 +16,7 @@ import msgspec
 
 from .errors import InvalidInput, NotFound
 from .events import (
+    EDGE_ADDED,
     NODE_CREATED,
     NODE_FORGOTTEN,
     NODE_UPDATED,
@@ -25,7 +26,7 @@ from .events import (
     from_us,
     to_us,
 )
-from .projections import Adjacency, Bridge, CrossDomain, DomainIndex, Edge, Node, NodeState
+from .projections import OPEN, Adjacency, Bridge, CrossDomain, DomainIndex, Edge, Node, NodeState
 
 if TYPE_CHECKING:
     from .store import EventStore
@@ -83,11 +84,27 @@ class Reader:
         return node
 
     def find(self, name: str) -> Node:
-        """The live node named ``name`` (case-insensitive)."""
+        """The live node named ``name`` (case-insensitive); of several, the one
+        changed most recently (as of this reader's seq)."""
+        at = self._at()
+        key = name.casefold()
         node_id = self._nodes.by_name(self.namespace, name)
-        if node_id is None:
-            raise NotFound(f"nothing named {name!r} in namespace {self.namespace!r}")
-        return self.get(node_id)
+        if node_id is not None:
+            node = self._nodes.get(node_id, at)
+            if _named(node, self.namespace, key):
+                assert node is not None
+                if at >= self._store.head:
+                    return node
+        if at < self._store.head:
+            # The name index is the present's: a past view looks at every node as it was.
+            best: Node | None = None
+            for other in self._nodes.ids():
+                node = self._nodes.get(other, at)
+                if _named(node, self.namespace, key) and (best is None or node.seq > best.seq):
+                    best = node
+            if best is not None:
+                return best
+        raise NotFound(f"nothing named {name!r} in namespace {self.namespace!r}")
 
     def exists(self, node_id: str) -> bool:
         try:
@@ -140,9 +157,22 @@ class Reader:
         events = [e for e in events if e.namespace == self.namespace]
         if not events:
             raise NotFound(f"no history for {str(stream_id)[:80]!r} in {self.namespace!r}")
-        if any(e.type == NODE_FORGOTTEN for e in events):
-            events = [_mask(e) for e in events]
-        return events
+        # Forgetting is retroactive: a view from before the forget masks too, and
+        # so does an edge's history once either end is forgotten (what compact()
+        # redacts on disk).
+        if self._forgotten(stream_id) or any(e.type == NODE_FORGOTTEN for e in events):
+            return [_mask(e) for e in events]
+        return [
+            _mask(e)
+            if e.type == EDGE_ADDED
+            and (self._forgotten(e.payload.src) or self._forgotten(e.payload.dst))
+            else e
+            for e in events
+        ]
+
+    def _forgotten(self, node_id: str) -> bool:
+        latest = self._nodes.get(node_id, OPEN)
+        return latest is not None and latest.forgotten
 
     def provenance(self, node_id: str, field: str) -> Provenance:
         """The event that set ``field`` (``text``, ``name``, ``domain``, ``kind``,
@@ -203,6 +233,13 @@ def resolve_seq(store: EventStore, when: datetime | int | str) -> int:
 
 
 _TOP_FIELDS = ("text", "name", "domain", "kind")
+
+
+def _named(node: Node | None, namespace: str, key: str) -> bool:
+    return (
+        node is not None and not node.forgotten and node.namespace == namespace
+        and node.name is not None and node.name.casefold() == key
+    )
 
 
 def _field_value(node: Node, field: str) -> Any:

@@ -107,7 +107,9 @@ class Adjacency:
 
     def restore(self, data: bytes) -> None:
         self.reset()
-        for edge in msgspec.msgpack.decode(data, type=list[Edge]):
+        edges = msgspec.msgpack.decode(data, type=list[Edge])
+        # Re-append in seq order, as process() did, so incoming lists keep their order.
+        for edge in edges:
             self._out.setdefault(edge.src, []).append(edge)
             self._in.setdefault(edge.dst, []).append(edge)
             if edge.end == OPEN:
@@ -120,8 +122,18 @@ class _Member(msgspec.Struct, array_like=True, gc=False):
     end: int = OPEN
 
 
+class _DomainsSnapshot(msgspec.Struct):
+    members: list[tuple[str, str, list[_Member]]]
+    forgotten: list[str]
+
+
 class DomainIndex:
-    """Nodes by (namespace, domain), with membership intervals for as-of queries."""
+    """Nodes by (namespace, domain), with membership intervals for as-of queries.
+
+    A forgotten node leaves every domain retroactively: its past memberships are
+    hidden from every seq (as node state hides its past versions), and a late
+    update of it (committed after the forget) does not bring it back.
+    """
 
     name = "domains"
 
@@ -132,17 +144,23 @@ class DomainIndex:
         self._members: dict[tuple[str, str], list[_Member]] = {}
         self._current: dict[str, tuple[tuple[str, str], _Member]] = {}
         self._counts: dict[tuple[str, str], int] = {}
+        self._forgotten: set[str] = set()
 
     def nodes(self, namespace: str, domain: str, at: int) -> list[str]:
-        return [m.node for m in self._members.get((namespace, domain), ()) if m.start <= at < m.end]
+        gone = self._forgotten
+        return [
+            m.node for m in self._members.get((namespace, domain), ())
+            if m.start <= at < m.end and m.node not in gone
+        ]
 
     def domains(self, namespace: str, at: int) -> dict[str, int]:
         """Domain -> number of nodes in it, as of ``at``."""
         sizes: dict[str, int] = {}
+        gone = self._forgotten
         for (ns, domain), members in list(self._members.items()):
             if ns != namespace:
                 continue
-            n = sum(1 for m in members if m.start <= at < m.end)
+            n = sum(1 for m in members if m.start <= at < m.end and m.node not in gone)
             if n:
                 sizes[domain] = n
         return sizes
@@ -151,11 +169,14 @@ class DomainIndex:
         return self._counts.get((namespace, domain), 0)
 
     def process(self, event: Event) -> None:
+        if event.stream in self._forgotten:
+            return
         if event.type == NODE_CREATED:
             self._move(event, event.payload.domain)
         elif event.type == NODE_UPDATED and event.payload.domain is not UNSET:
             self._move(event, event.payload.domain)
         elif event.type == NODE_FORGOTTEN:
+            self._forgotten.add(event.stream)
             self._move(event, None)
 
     def _move(self, event: Event, domain: str | None) -> None:
@@ -177,12 +198,15 @@ class DomainIndex:
 
     def snapshot(self) -> bytes:
         rows = [(ns, d, members) for (ns, d), members in self._members.items()]
-        return msgspec.msgpack.encode(rows)
+        return msgspec.msgpack.encode(
+            _DomainsSnapshot(members=rows, forgotten=sorted(self._forgotten))
+        )
 
     def restore(self, data: bytes) -> None:
         self.reset()
-        rows = msgspec.msgpack.decode(data, type=list[tuple[str, str, list[_Member]]])
-        for ns, domain, members in rows:
+        snap = msgspec.msgpack.decode(data, type=_DomainsSnapshot)
+        self._forgotten = set(snap.forgotten)
+        for ns, domain, members in snap.members:
             key = (ns, domain)
             self._members[key] = members
             for m in members:
@@ -205,7 +229,10 @@ class Bridge(msgspec.Struct, kw_only=True, gc=False):
 
 
 class CrossDomain:
-    """Edges whose two ends lie in different domains (the bridges recall follows)."""
+    """Edges whose two ends lie in different domains (the bridges recall follows).
+
+    Bridges that touch a forgotten node are hidden at every seq, like the node.
+    """
 
     name = "cross_domain"
 
@@ -218,24 +245,29 @@ class CrossDomain:
         self._touching: dict[str, set[tuple[str, str, str]]] = {}
         self._edge_ns: dict[tuple[str, str, str], str] = {}
         self._open: dict[tuple[str, str, str], Bridge] = {}
+        self._forgotten: set[str] = set()
 
     def bridges(
         self, namespace: str, at: int, *, domains: set[str] | None = None
     ) -> list[Bridge]:
         out = []
+        gone = self._forgotten
         for b in self._bridges.get(namespace, ()):
             if b.start <= at < b.end and (
                 domains is None or b.src_domain in domains or b.dst_domain in domains
-            ):
+            ) and b.src not in gone and b.dst not in gone:
                 out.append(b)
         return out
 
     def process(self, event: Event) -> None:
         t = event.type
         if t == NODE_CREATED or (t == NODE_UPDATED and event.payload.domain is not UNSET):
+            if event.stream in self._forgotten:
+                return  # a late update of a forgotten node
             self._domain[event.stream] = event.payload.domain
             self._reevaluate(event.stream, event.seq)
         elif t == NODE_FORGOTTEN:
+            self._forgotten.add(event.stream)
             self._domain[event.stream] = None
             self._reevaluate(event.stream, event.seq)
         elif t == EDGE_ADDED or t == EDGE_REMOVED:
@@ -280,6 +312,7 @@ class CrossDomain:
             "bridges": [b for lst in self._bridges.values() for b in lst],
             "domain": self._domain,
             "edges": [[*k, ns] for k, ns in self._edge_ns.items()],
+            "forgotten": sorted(self._forgotten),
         }
         return msgspec.msgpack.encode(state)
 
@@ -292,6 +325,7 @@ class CrossDomain:
             if b.end == OPEN:
                 self._open[(b.src, b.rel, b.dst)] = b
         self._domain = state["domain"]
+        self._forgotten = set(state["forgotten"])
         for src, rel, dst, ns in state["edges"]:
             key = (src, rel, dst)
             self._edge_ns[key] = ns

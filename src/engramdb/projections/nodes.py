@@ -14,6 +14,7 @@ before compaction removes it from disk.
 from __future__ import annotations
 
 import bisect
+from collections import OrderedDict
 from operator import attrgetter
 from typing import Any
 
@@ -61,18 +62,38 @@ class NodeState:
 
     def reset(self) -> None:
         self._versions: dict[str, list[Node]] = {}
-        self._names: dict[tuple[str, str], str] = {}
+        # (namespace, casefolded name) -> the live nodes called that, least recently
+        # changed first (names are not unique)
+        self._names: dict[tuple[str, str], OrderedDict[str, None]] = {}
 
     def by_name(self, namespace: str, name: str) -> str | None:
-        """The id of the live node called ``name`` (case-insensitive) in ``namespace``."""
-        return self._names.get((namespace, name.casefold()))
+        """The id of the live node called ``name`` (case-insensitive) in ``namespace``;
+        when several are, the one changed most recently."""
+        ids = self._names.get((namespace, name.casefold()))
+        while ids:
+            try:
+                return next(reversed(ids), None)
+            except RuntimeError:  # the writer reordered it meanwhile: look again
+                continue
+        return None
 
     def _index_name(self, old: Node | None, new: Node) -> None:
-        if old is not None and old.name and old.name != new.name:
-            if self._names.get((old.namespace, old.name.casefold())) == old.id:
-                del self._names[(old.namespace, old.name.casefold())]
-        if new.name and not new.forgotten:
-            self._names[(new.namespace, new.name.casefold())] = new.id
+        key = (new.namespace, new.name.casefold()) if new.name and not new.forgotten else None
+        if old is not None and old.name:
+            old_key = (old.namespace, old.name.casefold())
+            ids = self._names.get(old_key)
+            if old_key != key and ids is not None:
+                ids.pop(old.id, None)
+                if not ids:
+                    del self._names[old_key]
+        if key is not None:
+            ids = self._names.get(key)
+            if ids is None:
+                self._names[key] = OrderedDict(((new.id, None),))
+            elif new.id in ids:
+                ids.move_to_end(new.id)
+            else:
+                ids[new.id] = None
 
     # -- reads -------------------------------------------------------------------
 
@@ -166,5 +187,6 @@ class NodeState:
     def restore(self, data: bytes) -> None:
         self.reset()
         self._versions = msgspec.msgpack.decode(data, type=dict[str, list[Node]])
-        for versions in self._versions.values():
+        # index in the order the nodes last changed, as process() did
+        for versions in sorted(self._versions.values(), key=lambda v: v[-1].seq):
             self._index_name(None, versions[-1])

@@ -189,6 +189,8 @@ class VectorProjection:
             if p.model != self.model or p.dim != self.dim:
                 return
             vector = np.frombuffer(p.vector, dtype="<f4")
+            if len(vector) != self.dim or abs(float(vector @ vector) - 1.0) > 1e-3:
+                return  # not a unit vector of this model: never fail on a committed event
             self.docs.open(event.stream, event.namespace, event.seq)
             self.index.add([event.seq], vector.reshape(1, -1))
         elif t == NODE_FORGOTTEN:
