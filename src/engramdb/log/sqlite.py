@@ -140,6 +140,7 @@ class SQLiteLog(EventLog):
                 conn.execute(f"PRAGMA synchronous={DURABILITY[self.durability]}")
                 conn.execute("PRAGMA secure_delete=ON")
                 conn.execute("PRAGMA busy_timeout=5000")
+                conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: the stream index is random-access
                 if conn.execute("PRAGMA user_version").fetchone()[0] > FORMAT_VERSION:
                     raise CorruptStore(f"{self.path} was written by a newer engramdb")
                 conn.executescript(_SCHEMA)
