@@ -109,6 +109,7 @@ class Adjacency:
         self.reset()
         edges = msgspec.msgpack.decode(data, type=list[Edge])
         # Re-append in seq order, as process() did, so incoming lists keep their order.
+        edges.sort(key=lambda e: e.start)
         for edge in edges:
             self._out.setdefault(edge.src, []).append(edge)
             self._in.setdefault(edge.dst, []).append(edge)
