@@ -67,6 +67,7 @@ import numpy as np
 from usearch.index import Index
 
 from ..errors import CorruptStore, InvalidInput, InvalidQuery
+from ..store.snapshots import fsync_dir as _fsync_dir
 
 __all__ = ["VectorIndex", "Allowed", "DEFAULT_HNSW_THRESHOLD"]
 
@@ -1151,11 +1152,3 @@ def _verify(data: bytes, where: str) -> tuple[dict[str, Any], int]:
         raise CorruptStore("unsupported vector index format version", path=where)
     return header, fixed + hlen
 
-
-def _fsync_dir(directory: str) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

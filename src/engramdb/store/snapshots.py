@@ -65,7 +65,7 @@ class SnapshotFiles:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, final)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         return final
 
     def read(self, name: str, *, epoch: int, head: int) -> Snapshot | None:
@@ -135,7 +135,8 @@ def _digest(name: Any, store_id: Any, epoch: Any, seq: Any, body: bytes) -> str:
     return h.hexdigest()
 
 
-def _fsync_dir(directory: str) -> None:
+def fsync_dir(directory: str) -> None:
+    """fsync a directory so a rename inside it survives a crash (best effort)."""
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
         try:
