@@ -3,8 +3,8 @@
 The writer commits in a pattern whose invariants hold only for complete
 commits; reader threads read at the published head the whole time and check
 them. To make "the writer is mid-commit" a wide window rather than a lucky
-instant, the domain projection sleeps a little per event, so each commit spends
-most of its time applying events while readers keep reading.
+instant, the domain projection stalls once or twice per commit, half applied,
+while readers keep reading.
 """
 
 from __future__ import annotations
@@ -34,16 +34,32 @@ def mem(tmp_path: Path) -> Iterator[Memory]:
 
 
 class Progress:
-    """The writer's commit counters (written by the writer thread only)."""
+    """Commit counters, both moved while the store holds its commit lock: ``started``
+    when the log transaction begins, ``finished`` once every projection has applied
+    the commit and the new head is published (the store's subscriber callback)."""
 
     def __init__(self) -> None:
         self.started = 0
         self.finished = 0
         self.done = False
 
+    def watch(self, mem: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+        log = mem.store.log
+        append_groups = log.append_groups
+
+        def counted(groups: Any) -> Any:
+            self.started += 1
+            return append_groups(groups)
+
+        monkeypatch.setattr(log, "append_groups", counted)
+        mem.store.subscribe(self._finished)
+
+    def _finished(self, events: Any) -> None:
+        self.finished += 1
+
 
 def writer(mem: Memory, progress: Progress, counter: str, mover: str,
-           errors: list[BaseException]) -> None:
+           errors: list[BaseException], commits: list[int]) -> None:
     """Commit ``batch`` i: K memories tagged ``batch=i`` in domain ``batch``, in one
     commit; odd commits also bump the counter node to i and move the mover node
     to ``left``/``right`` (alternating) in the same commit."""
@@ -53,7 +69,6 @@ def writer(mem: Memory, progress: Progress, counter: str, mover: str,
         while time.monotonic() < deadline:
             items = [{"text": f"batch {i} item {j}", "domain": "batch", "attrs": {"batch": i}}
                      for j in range(K)]
-            progress.started += 1
             if i % 2 == 0:
                 mem.remember_many(items)
             else:
@@ -68,8 +83,8 @@ def writer(mem: Memory, progress: Progress, counter: str, mover: str,
                     for item in items
                 ]
                 mem.store.append(drafts)
-            progress.finished += 1
             i += 1
+            commits[0] = i
     except BaseException as exc:  # pragma: no cover - reported by the test
         errors.append(exc)
     finally:
@@ -113,16 +128,21 @@ def test_readers_see_whole_commits_and_never_wait(
     domains = mem.store.projection("domains")
     apply_event = domains.process
 
-    def slow_process(event: Any) -> None:  # a slow projection: commits take a while
-        time.sleep(0.0005)
+    def slow_process(event: Any) -> None:
+        # a slow projection: every commit (K or more events) stalls at least once,
+        # half applied, while holding the commit lock
+        if event.seq % K == 0:
+            time.sleep(0.001)
         apply_event(event)
 
     monkeypatch.setattr(domains, "process", slow_process)
 
     progress = Progress()
+    progress.watch(mem, monkeypatch)
+    commits = [0]
     errors: list[BaseException] = []
     reads = [0] * READERS
-    during = [0] * READERS  # reads that began and ended inside one commit
+    during = [0] * READERS  # reads that began and ended while one commit held the lock
     seen = [0] * READERS
 
     def reader(k: int) -> None:
@@ -135,23 +155,26 @@ def test_readers_see_whole_commits_and_never_wait(
                 ):
                     during[k] += 1
                 reads[k] += 1
+                time.sleep(0)  # let the writer have the GIL now and then
         except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=reader, args=(k,)) for k in range(READERS)]
-    threads.append(threading.Thread(target=writer, args=(mem, progress, counter, mover, errors)))
+    threads.append(
+        threading.Thread(target=writer, args=(mem, progress, counter, mover, errors, commits))
+    )
     for t in threads:
         t.start()
     for t in threads:
         t.join()
 
     assert not errors, errors[0]
-    assert progress.finished >= 4
+    assert commits[0] >= 4 and progress.finished == progress.started == commits[0]
     assert all(r > 0 for r in reads), reads
     # readers completed reads while a commit was in flight: they did not wait for it
     assert sum(during) > 0, (reads, during)
     assert max(seen) > 0
-    assert check_view(mem, counter, mover) == progress.finished  # and the end state is whole
+    assert check_view(mem, counter, mover) == commits[0]  # and the end state is whole
 
 
 @pytest.mark.parametrize("where", ["memory", "sqlite"])

@@ -604,8 +604,8 @@ class MemoryMachine(RuleBasedStateMachine):
 
 
 SETTINGS = settings(
-    max_examples=75,
-    stateful_step_count=40,
+    max_examples=100,
+    stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

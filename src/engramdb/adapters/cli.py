@@ -93,6 +93,30 @@ def get(
 
 
 @app.command()
+def recall(
+    query: str,
+    k: Annotated[int, typer.Option("--k", "-k", help="How many memories.")] = 10,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="A seq or ISO time.")] = None,
+    domain: Annotated[list[str] | None, typer.Option(help="Only these domains.")] = None,
+    store: StoreOpt = "memory.engram",
+    namespace: NamespaceOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Hybrid recall (vectors + BM25 + graph + recency) with the signals behind each hit."""
+    with _open(store, namespace, read_only=True) as mem:
+        hits = mem.recall(query, k=k, as_of=_when(as_of) if as_of else None, domains=domain)
+        if as_json:
+            console.print_json(_dump([{"id": h.id, "score": h.score, "text": h.text,
+                                       "signals": h.signals, "provenance": h.provenance}
+                                      for h in hits]))
+            return
+        table = Table("score", "id", "text", "signals")
+        for h in hits:
+            table.add_row(f"{h.score:.3f}", h.id, escape(h.text[:90]), "+".join(sorted(h.signals)))
+        console.print(table)
+
+
+@app.command()
 def history(
     memory_id: str, store: StoreOpt = "memory.engram", namespace: NamespaceOpt = "default",
     as_json: JsonOpt = False,

@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..memory import Memory
@@ -45,19 +46,22 @@ def _walkthrough(mem: Memory, console: Console, *, quiet: bool) -> None:
     convo = sample_conversation()
     say = console.print
     say(f"[bold]engramdb demo[/bold] — {convo['title']}")
-    turns = []
     for session in convo["sessions"]:
-        for i, turn in enumerate(session["turns"], start=1):
-            turns.append({
-                "text": f"{turn['speaker']}: {turn['text']}", "kind": "turn", "domain": "chat",
-                "attrs": {"speaker": turn["speaker"], "dia_id": f"{session['id']}:{i}",
-                          "date": session["date"]},
-                "valid_from": session["date"], "session": session["id"],
-                "source": "sample_conversation.json",
-            })
-    mem.remember_many(turns)
-    say(f"remembered {len(turns)} dialog turns from {len(convo['sessions'])} sessions "
-        f"in one commit (seq {mem.seq})")
+        mem.ingest_conversation(
+            [{"speaker": t["speaker"], "text": t["text"], "id": f"{session['id']}:{i}"}
+             for i, t in enumerate(session["turns"], start=1)],
+            session=session["id"], at=session["date"], domain="chat",
+            source="sample_conversation.json",
+        )
+    turns = sum(len(s["turns"]) for s in convo["sessions"])
+    say(f"remembered {turns} dialog turns from {len(convo['sessions'])} sessions, "
+        f"embedded and indexed (seq {mem.seq})")
+    for question in ("Why did the staging deploy fail?", "How did they fix the migration?"):
+        say(f"[bold]recall[/bold] {question!r}")
+        for hit in mem.recall(question, k=2):
+            found_by = "+".join(sorted(hit.signals))
+            where = escape(f"[turn {hit.node.attrs.get('dia_id')}]")
+            say(f"  {hit.score:.2f} {where} {escape(hit.text)}  [dim]({found_by})[/dim]")
 
     # Facts and entities, as an extraction step would write them.
     maya = mem.remember("Maya lives in Berlin", kind="entity", name="Maya", domain="people",

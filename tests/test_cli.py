@@ -1,0 +1,53 @@
+"""The CLI is a thin layer: each command calls the facade; errors map to exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from engramdb.adapters.cli import app, main
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def commands() -> list[str]:
+    names = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
+    return [n.replace("_", "-") for n in names]
+
+
+@pytest.mark.parametrize("name", commands())
+def test_every_command_has_help(name: str) -> None:
+    code, out = run(name, "--help")
+    assert code == 0 and "Usage" in out
+
+
+def test_remember_recall_get_history(tmp_path: Path) -> None:
+    store = str(tmp_path / "cli.engram")
+    code, out = run("remember", "Deploys moved to Tuesdays", "--domain", "ops", "-s", store)
+    assert code == 0
+    memory_id = out.strip()
+    code, out = run("recall", "when are deploys", "-s", store, "--json", "-k", "1")
+    assert code == 0 and json.loads(out)[0]["id"] == memory_id
+    code, out = run("get", memory_id, "-s", store)
+    assert code == 0 and json.loads(out)["domain"] == "ops"
+    code, out = run("history", memory_id, "-s", store, "--json")
+    assert code == 0 and [e["type"] for e in json.loads(out)][0] == "node.created"
+
+
+def test_errors_become_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "e.engram")
+    assert run("init", "-s", store)[0] == 0
+    monkeypatch.setattr("sys.argv", ["engram", "get", "nope", "-s", store])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 3  # NotFound
+    assert "[not_found]" in capsys.readouterr().err
