@@ -360,6 +360,9 @@ class LogContract:
         assert log.seq_at(times[-1]) == len(events)
         assert list(log.read_time(0, 2**62)) == events
         assert list(log.read_time(times[-1] + 1, 2**62)) == []
+        for t in probes:  # a stream as it stood at a time
+            want = [e for e in events if e.stream == "s3" and e.recorded_at <= t]
+            assert log.read_stream_at("s3", t) == want
 
     # -- redaction -----------------------------------------------------------------
 

@@ -211,6 +211,10 @@ class EventLog(ABC):
     def read_stream(self, stream: str, *, upto: int | None = None) -> list[Event]:
         """A stream's events in version order, optionally only those with ``seq <= upto``."""
 
+    def read_stream_at(self, stream: str, time_us: int) -> list[Event]:
+        """A stream's events recorded at or before ``time_us`` (µs since the epoch)."""
+        return self.read_stream(stream, upto=self.seq_at(time_us))
+
     @abstractmethod
     def read_time(self, start_us: int, end_us: int) -> Iterator[Event]:
         """Events recorded in ``[start_us, end_us)`` in seq order."""
