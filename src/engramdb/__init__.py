@@ -21,7 +21,7 @@ from .errors import (
     UnknownEventType,
 )
 from .events import Draft, Event, Meta
-from .memory import Memory, Settings
+from .memory import Memory
 from .projections import Bridge, Edge, Node
 from .view import Neighbor, Provenance, View
 
@@ -29,7 +29,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Memory",
-    "Settings",
     "View",
     "Node",
     "Edge",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -51,7 +50,7 @@ from .events import (
     to_us,
 )
 from .log import EventLog, MemoryLog, SQLiteLog
-from .projections import Adjacency, CrossDomain, DomainIndex, Edge, Node, NodeState
+from .projections import Edge, Node, core_projections
 from .recall.engine import SEQUENCE_REL, Hit, RecallWeights, compile_filters, recall
 from .recall.projections import TextProjection, VectorProjection
 from .store import EventStore, Projection
@@ -60,7 +59,7 @@ from .view import Reader, View, resolve_seq
 if TYPE_CHECKING:
     from .recall.embed import Embedder
 
-__all__ = ["Memory", "Settings"]
+__all__ = ["Memory"]
 
 
 def _index_text(draft: Draft) -> str | None:
@@ -74,16 +73,6 @@ def _index_text(draft: Draft) -> str | None:
     return None
 
 _UNSET: Any = UNSET
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Settings:
-    """How a store is opened. ``durability``: ``full`` | ``normal`` | ``off``."""
-
-    durability: str = "normal"
-    read_only: bool = False
-    snapshot_every: int = 200_000
-    max_payload: int = 1 << 20
 
 
 class Memory(Reader):
@@ -152,7 +141,7 @@ class Memory(Reader):
             snapshot_dir = path + ".snapshots"
         try:
             store = EventStore(log, snapshot_dir=snapshot_dir, snapshot_every=snapshot_every)
-            projections: list[Projection] = [NodeState(), Adjacency(), DomainIndex(), CrossDomain()]
+            projections: list[Projection] = [*core_projections()]
             if recall:
                 projections.append(TextProjection())
                 if embedder is not None:
