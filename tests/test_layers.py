@@ -1,4 +1,5 @@
-"""Imports point down only: events <- log <- store <- projections <- facade <- adapters."""
+"""Imports point down only: events <- log <- store <- projections <- recall <- view <-
+cognition <- facade <- bench <- adapters."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import ast
 import pathlib
 
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "engramdb"
-ORDER = ["errors", "events", "log", "store", "projections", "recall", "view", "memory",
-         "bench", "adapters"]
+ORDER = ["errors", "events", "log", "store", "projections", "recall", "view", "cognition",
+         "memory", "bench", "adapters"]
 
 
 def layer_of(module: str) -> int | None:

@@ -1,0 +1,1 @@
+"""Agent cognition: salience, supersession, outcomes, reflection queries, contexts, tiers, prefetch."""
