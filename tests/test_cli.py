@@ -51,3 +51,41 @@ def test_errors_become_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         main()
     assert exit_info.value.code == 3  # NotFound
     assert "[not_found]" in capsys.readouterr().err
+
+
+def test_demo_shows_recall_time_travel_provenance_index_and_forgetting(tmp_path: Path) -> None:
+    code, out = run("demo", "--quiet", "--store", str(tmp_path / "demo.engram"))
+    assert code == 0, out
+    text = " ".join(out.split())  # rich wraps long lines
+    assert "recall 'Why did the staging deploy fail?'" in text
+    assert "database migration timed out" in text
+    assert "Maya lives in Lisbon" in text and "Maya lives in Berlin" in text  # now vs as-of
+    assert "provenance of Maya's city = 'Lisbon'" in text and "session s3" in text
+    assert "# Memory index: demo" in text and "## Domains" in text
+    assert "marker on disk after compaction: gone" in text
+
+
+def test_unknown_embedder_setting_is_invalid_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ENGRAM_EMBEDDER", "gpt")
+    monkeypatch.setattr("sys.argv", ["engram", "init", "-s", str(tmp_path / "x.engram")])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert "ENGRAM_EMBEDDER" in capsys.readouterr().err
+    assert not (tmp_path / "x.engram").exists()
+
+
+def test_hashing_embedder_setting_needs_no_model(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENGRAM_EMBEDDER", "hashing")
+    store = str(tmp_path / "h.engram")
+    code, out = run("remember", "Deploys moved to Tuesdays", "-s", store)
+    memory_id = out.strip()
+    code, out = run("recall", "deploys", "-s", store, "--json")
+    [hit] = json.loads(out)
+    assert hit["id"] == memory_id and "vector" in hit["signals"]
+    monkeypatch.setenv("ENGRAM_EMBEDDER", "none")
+    code, out = run("recall", "deploys", "-s", store, "--json")
+    assert code == 0 and "vector" not in json.loads(out)[0]["signals"]

@@ -9,20 +9,30 @@ from .errors import (
     Conflict,
     CorruptStore,
     EngramError,
+    Forbidden,
     InvalidInput,
     InvalidNamespace,
     InvalidPayload,
     InvalidQuery,
+    LlmBadOutput,
+    LlmError,
+    LlmUnavailable,
     NotFound,
     PayloadTooLarge,
     ReadOnly,
     StoreClosed,
     StoreLocked,
+    Unauthorized,
     UnknownEventType,
 )
+from .cognition.context import Context, ContextInfo
+from .cognition.prefetch import PrefetchStats
+from .cognition.tiers import ConsolidationReport, TierMove, TierPolicy
+from .cognition import Outcome, Plan, Query, QueryResult, Remembered, SalienceExplanation
 from .events import Draft, Event, Meta
 from .memory import Memory
 from .projections import Bridge, Edge, Node
+from .store import CheckReport, Finding
 from .view import Neighbor, Provenance, View
 
 __version__ = "0.1.0"
@@ -30,11 +40,25 @@ __version__ = "0.1.0"
 __all__ = [
     "Memory",
     "View",
+    "Context",
+    "ContextInfo",
+    "Query",
+    "QueryResult",
+    "Plan",
+    "Remembered",
+    "Outcome",
+    "SalienceExplanation",
+    "TierPolicy",
+    "TierMove",
+    "ConsolidationReport",
+    "PrefetchStats",
     "Node",
     "Edge",
     "Bridge",
     "Neighbor",
     "Provenance",
+    "CheckReport",
+    "Finding",
     "Event",
     "Draft",
     "Meta",
@@ -49,8 +73,13 @@ __all__ = [
     "Conflict",
     "ConcurrencyConflict",
     "ReadOnly",
+    "Forbidden",
+    "Unauthorized",
     "StoreLocked",
     "StoreClosed",
     "CorruptStore",
+    "LlmError",
+    "LlmUnavailable",
+    "LlmBadOutput",
     "__version__",
 ]

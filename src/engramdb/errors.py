@@ -17,8 +17,13 @@ catches a missing memory::
     ├── Conflict(EngramError)                         code=conflict           409
     │   └── ConcurrencyConflict                       code=version_conflict   409
     ├── ReadOnly(EngramError, PermissionError)        code=read_only          403
+    ├── Forbidden(EngramError, PermissionError)       code=forbidden          403
+    ├── Unauthorized(EngramError, PermissionError)    code=unauthorized       401
     ├── StoreLocked(EngramError, BlockingIOError)     code=store_locked       423
     ├── StoreClosed(EngramError, RuntimeError)        code=store_closed       503
+    ├── LlmError(EngramError)                         code=llm_error          502
+    │   ├── LlmUnavailable                            code=llm_unavailable    503
+    │   └── LlmBadOutput                              code=llm_bad_output     502
     └── CorruptStore(EngramError)                     code=corrupt_store      500
 
 Adapters map errors to transport codes with :func:`error_info` and nothing else.
@@ -40,8 +45,13 @@ __all__ = [
     "Conflict",
     "ConcurrencyConflict",
     "ReadOnly",
+    "Forbidden",
+    "Unauthorized",
     "StoreLocked",
     "StoreClosed",
+    "LlmError",
+    "LlmUnavailable",
+    "LlmBadOutput",
     "CorruptStore",
     "error_info",
 ]
@@ -114,6 +124,22 @@ class ReadOnly(EngramError, PermissionError):
     exit_code = 5
 
 
+class Forbidden(EngramError, PermissionError):
+    """The caller has no grant for what it asked (e.g. a namespace outside its grants)."""
+
+    code = "forbidden"
+    status = 403
+    exit_code = 9
+
+
+class Unauthorized(EngramError, PermissionError):
+    """No credentials, or credentials that are invalid, expired or revoked."""
+
+    code = "unauthorized"
+    status = 401
+    exit_code = 10
+
+
 class StoreLocked(EngramError, BlockingIOError):
     """Another process holds the store open for writing."""
 
@@ -126,6 +152,27 @@ class StoreClosed(EngramError, RuntimeError):
     code = "store_closed"
     status = 503
     exit_code = 7
+
+
+class LlmError(EngramError):
+    """An optional LLM backend failed: an error status or an unusable reply."""
+
+    code = "llm_error"
+    status = 502
+    exit_code = 11
+
+
+class LlmUnavailable(LlmError):
+    """The LLM server could not be reached (connection refused, timeout)."""
+
+    code = "llm_unavailable"
+    status = 503
+
+
+class LlmBadOutput(LlmError):
+    """The model answered, but not in the shape asked for (e.g. malformed JSON)."""
+
+    code = "llm_bad_output"
 
 
 class CorruptStore(EngramError):

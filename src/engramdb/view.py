@@ -154,7 +154,9 @@ class Reader:
         a :class:`~engramdb.events.Redacted` marker, before and after compaction.
         """
         events = self._store.log.read_stream(stream_id, upto=self._at())
-        events = [e for e in events if e.namespace == self.namespace]
+        # a context's staged writes (context.* events) are private until commit
+        events = [e for e in events
+                  if e.namespace == self.namespace and not e.type.startswith("context.")]
         if not events:
             raise NotFound(f"no history for {str(stream_id)[:80]!r} in {self.namespace!r}")
         # Forgetting is retroactive: a view from before the forget masks too, and
@@ -188,6 +190,19 @@ class Reader:
                     session=event.meta.session,
                 )
         raise NotFound(f"{node_id} has no field {field!r}")
+
+    def index(self, *, max_tokens: int | None = None, prose: bool = False) -> str:
+        """The compressed index: a markdown table of contents of this namespace
+        (domains by size, entities by name with one-line summaries, cross-domain
+        references with their relation types) within ``max_tokens`` (default:
+        500-2,000, growing with the store). ``prose=True`` returns the latest LLM
+        rewrite still valid at this seq, if any (see ``Memory.enrich_index``)."""
+        index = self._store.find_projection("index")
+        if index is None:
+            raise InvalidInput("this store has no index projection")
+        return index.text(  # type: ignore[attr-defined, no-any-return]
+            self.namespace, self._at(), max_tokens=max_tokens, prose=prose
+        )
 
     def stats(self) -> dict[str, Any]:
         domains = self.domains()

@@ -16,6 +16,7 @@ import pytest
 
 from engramdb.errors import (
     ConcurrencyConflict,
+    Conflict,
     CorruptStore,
     InvalidInput,
     InvalidNamespace,
@@ -41,7 +42,7 @@ from engramdb.events import (
     Registry,
     default_registry,
 )
-from engramdb.log import EventLog
+from engramdb.log import EventLog, RawEvent
 from engramdb.log import base as log_base
 
 MakeLog = Callable[..., EventLog]
@@ -536,3 +537,97 @@ class LogContract:
         with pytest.raises(StoreClosed):
             log.set_meta("k", "v")
         log.close()  # idempotent
+
+    # -- raw export / import / verify ------------------------------------------------
+
+    def _populated(self, log: EventLog) -> list[Event]:
+        log.append([
+            Draft(type=NODE_CREATED, stream="n1", namespace="ns.one", id="custom-id",
+                  payload=NodeCreated(text="hello", name="N", domain="d", attrs={"k": [1.5, "x"]}),
+                  meta=Meta(agent="bot", session="s1", correlation_id="c"), valid_from=10,
+                  valid_to=20),
+            created("n2", "two"),
+        ])
+        log.append([updated("n1", "hello again"), Draft(
+            type=EDGE_ADDED, stream="n1|r|n2", payload={"src": "n1", "rel": "r", "dst": "n2"})])
+        log.append([created("secret", "4711")])
+        log.redact([5])
+        return list(log.read())
+
+    def test_import_reproduces_every_field(self, make_log: MakeLog, tmp_path: Any) -> None:
+        source = make_log()
+        events = self._populated(source)
+        raws = list(source.read_raw())
+        assert [r.seq for r in raws] == [1, 2, 3, 4, 5]
+        assert all(isinstance(r, RawEvent) and isinstance(r.payload, bytes) for r in raws)
+        target = make_log(path=tmp_path / "target.db")
+        assert target.import_events(iter(raws)) == 5
+        assert list(target.read()) == events
+        assert list(target.read_raw()) == raws
+        assert target.head() == 5
+        assert target.stream_version("n1") == 2
+        assert target.read_stream("n1") == [events[0], events[2]]
+        assert target.seq_at(events[-1].recorded_at) == 5
+        assert target.verify() == []
+        # appending continues the imported log: next seq, next version, time never back
+        [e] = target.append([updated("n1", "third", expected_version=2)])
+        assert (e.seq, e.version) == (6, 3)
+        assert e.recorded_at >= events[-1].recorded_at
+
+    def test_import_keeps_an_older_schema_as_written(self, make_log: MakeLog,
+                                                       tmp_path: Any) -> None:
+        source = make_log(registry=registry_v1())
+        source.append([Draft(type=NOTE, stream="n", payload={"text": "old"})])
+        [raw] = list(source.read_raw())
+        assert raw.schema == 1
+        target = make_log(registry=registry_v2(), path=tmp_path / "target.db")
+        target.import_events([raw])
+        assert target.get(1).payload == NoteV2(body="old", lang="en")  # upcast on read
+        assert target.get(1).schema == 1
+        assert list(target.read_raw()) == [raw]  # stored bytes and schema unchanged
+
+    def test_import_refuses_a_non_empty_target(self, make_log: MakeLog, tmp_path: Any) -> None:
+        source = make_log()
+        self._populated(source)
+        target = make_log(path=tmp_path / "target.db")
+        target.append([created("already")])
+        before = snapshot_of(target)
+        with pytest.raises(Conflict, match="empty"):
+            target.import_events(source.read_raw())
+        assert snapshot_of(target) == before
+
+    @pytest.mark.parametrize(
+        ("index", "change", "error"),
+        [
+            (1, {"seq": 3}, InvalidInput),  # a seq gap
+            (0, {"seq": 0}, InvalidInput),
+            (2, {"version": 3}, InvalidInput),  # a version gap in stream n1
+            (1, {"recorded_at": 0}, InvalidInput),  # time going back
+            (1, {"type": "no.such.type"}, UnknownEventType),
+            (1, {"payload": b"{not json"}, InvalidInput),
+            (1, {"payload": b'{"text": 5}'}, InvalidInput),
+            (1, {"schema": 7}, InvalidInput),
+            (1, {"namespace": "bad namespace"}, InvalidInput),
+            (1, {"id": ""}, InvalidInput),
+            (1, {"meta": b"[1, 2]"}, InvalidInput),
+            (1, {"valid_from": "yesterday"}, InvalidInput),
+        ],
+    )
+    def test_bad_import_writes_nothing(self, make_log: MakeLog, tmp_path: Any, index: int,
+                                       change: dict[str, Any], error: type[Exception]) -> None:
+        source = make_log()
+        self._populated(source)
+        raws = list(source.read_raw())
+        bad = [*raws]
+        bad[index] = msgspec.structs.replace(raws[index], **change)
+        target = make_log(path=tmp_path / "target.db")
+        with pytest.raises(error):
+            target.import_events(bad)
+        assert target.head() == 0 and list(target.read()) == []
+        assert target.stream_version("n1") == 0
+        assert target.import_events(raws) == 5  # the good file still imports
+
+    def test_verify_a_healthy_log(self, log: EventLog) -> None:
+        assert log.verify() == []
+        self._populated(log)
+        assert log.verify() == []

@@ -18,7 +18,7 @@ class TestMemoryLog(LogContract):
     def make_log(self, tmp_path: Any) -> Iterator[MakeLog]:
         made: list[EventLog] = []
 
-        def make(registry: Registry | None = None) -> EventLog:
+        def make(registry: Registry | None = None, *, path: Any = None) -> EventLog:
             log = MemoryLog(registry)
             made.append(log)
             return log

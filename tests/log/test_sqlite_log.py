@@ -254,3 +254,23 @@ class TestSQLiteLog(LogContract):
         unaware = make_log(registry=default_registry())
         with pytest.raises(CorruptStore, match="unknown type"):
             unaware.get(2)
+
+    # -- verify --------------------------------------------------------------------
+
+    def test_verify_lists_damage_done_behind_the_logs_back(self, make_log: MakeLog,
+                                                           tmp_path: Path) -> None:
+        log = make_log()
+        log.append([created("a", "one"), created("b", "two")])
+        log.append([updated("a", "three"), updated("b", "four")])
+        assert log.verify() == []
+        log.close()
+        conn = sqlite3.connect(tmp_path / "log.db")
+        conn.execute("UPDATE events SET payload = x'7b6e6f' WHERE seq = 2")
+        conn.execute("DELETE FROM events WHERE seq = 3")
+        conn.execute("UPDATE events SET version = 3 WHERE seq = 4")
+        conn.commit()
+        conn.close()
+        problems = make_log(read_only=True).verify()
+        assert any(p.startswith("event 2: bad node.created payload") for p in problems), problems
+        assert "seqs jump from 2 to 4" in problems
+        assert "event 4: stream 'b' jumps to version 3 from 1" in problems

@@ -361,11 +361,19 @@ class MemoryMachine(RuleBasedStateMachine):
             # another namespace (sharing the projections): invisible to every view here
             other = self.mem.namespaced(OTHER_NS).remember(text, domain=domain, name=name)
             assert other.namespace == OTHER_NS
+            if not other.created:  # an exact re-remember of a live memory writes nothing
+                assert other.id in self.model.other
+                return
             self.model.other[other.id] = domain
             self.model.event(other.id, NODE_CREATED)
             self._committed()
             return
         node = self.mem.remember(text, domain=domain, name=name, attrs=attrs, agent=agent)
+        if not node.created:  # an exact re-remember of a live memory writes nothing
+            assert node.id in self.model.live_ids()
+            assert fields(node) == self.model.nodes[node.id]
+            assert (text, domain, name, attrs) == (node.text, node.domain, node.name, node.attrs)
+            return
         seq = self.model.event(node.id, NODE_CREATED)
         self.model.nodes[node.id] = {
             "kind": "memory", "text": text, "name": name, "domain": domain,

@@ -2,13 +2,18 @@
 
 Errors are mapped to exit codes in :func:`main` via :func:`engramdb.errors.error_info`,
 and nowhere else. The store is ``--store`` (or ``ENGRAM_STORE``), default
-``memory.engram`` in the current directory.
+``memory.engram`` in the current directory; ``ENGRAM_EMBEDDER`` picks the
+embedder. Every command is listed in docs/cli.md, every variable in docs/config.md.
+Bodies of the whole-store commands (ingest, export/import, check) live in
+:mod:`engramdb.adapters.cli_io`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -19,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import EngramError, error_info
+from ..errors import EngramError, InvalidInput, error_info
 from ..memory import Memory
 
 app = typer.Typer(
@@ -31,6 +36,8 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Benchmarks: each prints a table and writes JSON.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+token_app = typer.Typer(help="Bearer tokens for `engram serve`.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
 console = Console(highlight=False)
 
 StoreOpt = Annotated[
@@ -42,9 +49,21 @@ NamespaceOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
+def _embedder() -> Any:
+    """``ENGRAM_EMBEDDER``: ``default`` (all-MiniLM-L6-v2), ``hashing`` (no model) or ``none``."""
+    choice = os.environ.get("ENGRAM_EMBEDDER", "default")
+    if choice == "hashing":
+        from ..recall.embed import HashingEmbedder
+
+        return HashingEmbedder()
+    if choice not in ("default", "none"):
+        raise InvalidInput(f"ENGRAM_EMBEDDER must be default, hashing or none, not {choice!r}")
+    return None if choice == "none" else "default"
+
+
 @contextmanager
 def _open(store: str, namespace: str, *, read_only: bool = False) -> Iterator[Memory]:
-    mem = Memory.open(store, namespace=namespace, read_only=read_only)
+    mem = Memory.open(store, namespace=namespace, read_only=read_only, embedder=_embedder())
     try:
         yield mem
     finally:
@@ -120,10 +139,11 @@ def recall(
 def history(
     memory_id: str, store: StoreOpt = "memory.engram", namespace: NamespaceOpt = "default",
     as_json: JsonOpt = False,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="A seq or ISO time.")] = None,
 ) -> None:
-    """Print a memory's event trail."""
+    """Print a memory's event trail (optionally only up to --as-of)."""
     with _open(store, namespace, read_only=True) as mem:
-        events = mem.history(memory_id)
+        events = (mem.as_of(_when(as_of)) if as_of else mem).history(memory_id)
         if as_json:
             console.print_json(_dump(events))
             return
@@ -171,6 +191,116 @@ def stats(store: StoreOpt = "memory.engram", namespace: NamespaceOpt = "default"
 
 
 @app.command()
+def index(
+    max_tokens: Annotated[int | None, typer.Option(help="Token budget.")] = None,
+    prose: Annotated[bool, typer.Option(help="The LLM-enriched prose, if current.")] = False,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="A seq or ISO time.")] = None,
+    store: StoreOpt = "memory.engram",
+    namespace: NamespaceOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the compressed index: a markdown table of contents of the store, by domain."""
+    from .cli_io import show_index
+
+    with _open(store, namespace, read_only=True) as mem:
+        show_index(mem, console, max_tokens=max_tokens, prose=prose,
+                   as_of=_when(as_of) if as_of else None, as_json=as_json)
+
+
+@app.command("as-of")
+def as_of_command(
+    when: Annotated[str, typer.Argument(help="A seq or an ISO time, e.g. 2026-03-01.")],
+    query: Annotated[str | None, typer.Argument(help="Recall this, as of WHEN.")] = None,
+    k: Annotated[int, typer.Option("--k", "-k", help="How many memories.")] = 10,
+    store: StoreOpt = "memory.engram",
+    namespace: NamespaceOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """The store as it was at WHEN: its seq, domains, and recall of QUERY then."""
+    from .cli_io import show_as_of
+
+    with _open(store, namespace, read_only=True) as mem:
+        show_as_of(mem, console, _when(when), query, k=k, as_json=as_json)
+
+
+@app.command()
+def ingest(
+    path: Annotated[str, typer.Argument(help="A .jsonl, LoCoMo or LongMemEval file.")],
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="jsonl, locomo or longmemeval (default: detected).")] = None,
+    domain: Annotated[str | None, typer.Option(help="Domain for what names none.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    store: StoreOpt = "memory.engram",
+    namespace: NamespaceOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Load memories or conversations from a file, with a progress bar and a summary."""
+    from .cli_io import run_ingest
+
+    with _open(store, namespace) as mem:
+        run_ingest(mem, console, path, fmt=fmt, domain=domain, as_json=as_json, quiet=quiet)
+
+
+@app.command()
+def export(
+    path: Annotated[str, typer.Argument(help="Parquet file to write.")],
+    store: StoreOpt = "memory.engram",
+) -> None:
+    """Write the whole event log (every namespace) to Parquet, losslessly."""
+    with _open(store, "default", read_only=True) as mem:
+        console.print(f"exported {mem.export_events(path)} events to {escape(path)}")
+
+
+@app.command("import")
+def import_command(
+    path: Annotated[str, typer.Argument(help="Parquet file written by `engram export`.")],
+    store: StoreOpt = "memory.engram",
+) -> None:
+    """Load an export into an EMPTY store: the same events, ids, seqs and times."""
+    with _open(store, "default") as mem:
+        console.print(f"imported {mem.import_events(path)} events into {escape(store)}")
+
+
+@app.command()
+def check(store: StoreOpt = "memory.engram", as_json: JsonOpt = False) -> None:
+    """Verify the store: log integrity, projections and snapshots against a full replay."""
+    from .cli_io import run_check
+
+    with _open(store, "default", read_only=True) as mem:
+        run_check(mem, console, as_json=as_json)
+
+
+@app.command("mcp")
+def mcp_server(
+    store: StoreOpt = "memory.engram",
+    namespace: NamespaceOpt = "default",
+    grant: Annotated[
+        list[str] | None,
+        typer.Option("--grant", help="Also serve this namespace (repeat for more)."),
+    ] = None,
+    transport: Annotated[
+        str, typer.Option(help="stdio (for a local MCP client) or http (streamable HTTP).")
+    ] = "stdio",
+    host: Annotated[str, typer.Option(help="HTTP: address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP: port to listen on.")] = 8765,
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="Serve reads beside another writer process.")
+    ] = False,
+) -> None:
+    """Serve the store to MCP clients (Claude Desktop, Claude Code, Cursor ...).
+
+    stdio writes nothing but JSON-RPC to stdout; logs go to stderr.
+    """
+    from .mcp import run
+
+    if transport not in ("stdio", "http"):
+        raise typer.BadParameter("use 'stdio' or 'http'", param_hint="--transport")
+    run(store, transport="stdio" if transport == "stdio" else "streamable-http", host=host,
+        port=port, namespace=namespace, grants=grant or (), read_only=read_only,
+        embedder=_embedder())
+
+
+@app.command()
 def demo(
     store: Annotated[str | None, typer.Option(help="Keep the demo store at this path.")] = None,
     quiet: Annotated[bool, typer.Option(help="Less output.")] = False,
@@ -194,6 +324,40 @@ def bench_core(
     console.print(f"wrote {out}")
 
 
+@bench_app.command("vectors")
+def bench_vectors(
+    n: Annotated[int, typer.Option(help="Vectors in the index.")] = 20_000,
+    dim: Annotated[int, typer.Option(help="Vector dimension.")] = 384,
+    queries: Annotated[int, typer.Option(help="Held-out queries per measurement.")] = 200,
+    target: Annotated[float, typer.Option(help="Recall@10 the ef tuner holds.")] = 0.95,
+    out: Annotated[str, typer.Option(help="JSON output path.")] = "bench-results/vectors.json",
+) -> None:
+    """Adaptive vector index: auto vs fixed ef, partitioned vs global filters, f32/f16/i8."""
+    from ..bench.cognition_vectors import run as run_vectors
+
+    report = run_vectors(n=n, dim=dim, queries=queries, target=target, out=out,
+                         progress=lambda m: console.print(f"[dim]… {m}[/dim]"))
+    typer.echo(report.table())
+    console.print(f"wrote {out}")
+
+
+@bench_app.command("cognition")
+def bench_cognition(
+    memories: Annotated[int, typer.Option(help="Filler memories consolidation archives.")] = 100_000,
+    path: Annotated[str, typer.Option(help="LoCoMo JSON file.")] = "../shared/data/locomo10.json",
+    questions: Annotated[int, typer.Option(help="LoCoMo questions asked per tier mode.")] = 400,
+    quick: Annotated[bool, typer.Option(help="A small generated input, hashing embedder.")] = False,
+    out: Annotated[str, typer.Option(help="JSON output path.")] = "bench-results/cognition.json",
+) -> None:
+    """Prefetch hit rate vs none, tiers on vs off (R@10, latency), ef auto vs fixed, footprint."""
+    from ..bench.cognition import run as run_cognition
+
+    report = run_cognition(memories=memories, path=path, questions=questions, quick=quick,
+                           out=out, progress=lambda m: console.print(f"[dim]… {m}[/dim]"))
+    typer.echo(report.table())
+    console.print(f"wrote {out}")
+
+
 @bench_app.command("locomo")
 def bench_locomo(
     path: Annotated[str, typer.Argument(help="LoCoMo JSON file.")] = "../shared/data/locomo10.json",
@@ -209,6 +373,180 @@ def bench_locomo(
         task = bar.add_task("LoCoMo questions", total=None)
         report = run(path=path, out=out, limit=limit,
                      progress=lambda done, total: bar.update(task, completed=done, total=total))
+    typer.echo(report.table())
+    typer.echo(f"wrote {out}")
+
+
+@bench_app.command("longmemeval")
+def bench_longmemeval(
+    path: Annotated[str, typer.Argument(help="LongMemEval JSON file (e.g. longmemeval_s.json).")],
+    granularity: Annotated[str, typer.Option(help="'session' or 'turn' documents.")] = "session",
+    k: Annotated[list[int] | None, typer.Option(
+        "--k", help="Cut-off k (repeat for several; default 1 3 5 10 30 50).")] = None,
+    out: Annotated[str, typer.Option(help="JSON output path.")] = "bench-results/longmemeval.json",
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+) -> None:
+    """LongMemEval's official retrieval metric (recall_any/all@k, ndcg_any@k) per type."""
+    from rich.progress import Progress
+
+    from ..bench.longmemeval import KS, run
+
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("LongMemEval questions", total=None)
+        report = run(path=path, granularity=granularity, ks=k or KS, out=out, limit=limit,
+                     progress=lambda done, total: bar.update(task, completed=done, total=total))
+    typer.echo(report.table())
+    typer.echo(f"wrote {out}")
+
+
+@bench_app.command("recall")
+def bench_recall(
+    sizes: Annotated[str, typer.Option(help="Store sizes, comma-separated.")] = "10000,100000",
+    queries: Annotated[int, typer.Option(help="Queries timed per measurement.")] = 200,
+    chroma: Annotated[bool, typer.Option(help="Also measure chromadb, if installed.")] = True,
+    cache: Annotated[str | None, typer.Option(
+        help="Directory to save the corpus vectors in and reuse them from.")] = None,
+    out: Annotated[str, typer.Option(help="JSON output path.")] = "bench-results/recall.json",
+) -> None:
+    """Recall latency p50/p99 and ingest throughput at 10k/100k memories, vs chromadb."""
+    from ..bench.recall import run
+
+    try:
+        counts = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter("--sizes takes integers separated by commas") from None
+    report = run(sizes=counts, queries=queries, chroma=chroma, cache=cache, out=out,
+                 progress=lambda m: console.print(f"[dim]… {m}[/dim]"))
+    typer.echo(report.table())
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+def serve(
+    store: StoreOpt = "memory.engram",
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    no_auth: Annotated[bool, typer.Option(
+        "--no-auth", help="No tokens: every local process may read and write (loopback only).",
+    )] = False,
+    read_only: Annotated[bool, typer.Option(
+        "--read-only", help="Serve reads beside another writer process.")] = False,
+    embedder: Annotated[str, typer.Option(
+        help="default (all-MiniLM-L6-v2), hashing (no model) or none (BM25 only).")] = "default",
+    max_body: Annotated[int, typer.Option(help="Largest request body, in bytes.")] = 2 << 20,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    ssl_certfile: Annotated[str | None, typer.Option(help="TLS certificate (PEM).")] = None,
+    ssl_keyfile: Annotated[str | None, typer.Option(help="TLS private key (PEM).")] = None,
+    consolidate_every: Annotated[float | None, typer.Option(
+        help="Consolidate memory tiers (every namespace) every SECONDS.")] = None,
+) -> None:
+    """Serve the store over HTTP/JSON (OpenAPI at /docs). Needs a token unless --no-auth."""
+    from .auth import TokenStore, tokens_path
+    from .http import check_serve_config
+    from .http import serve as run_server
+
+    path = tokens_path(store)
+    tokens = None if no_auth else TokenStore(path)
+    for warning in check_serve_config(host=host, tokens=tokens, tls=ssl_certfile is not None):
+        Console(stderr=True).print(f"[bold red]WARNING[/bold red] {escape(warning)}")
+    choice = {"default": "default", "none": None}.get(embedder, embedder)
+    if choice == "hashing":
+        from ..recall.embed import HashingEmbedder
+
+        choice = HashingEmbedder()
+    elif choice not in ("default", None):
+        raise typer.BadParameter("use default, hashing or none", param_hint="--embedder")
+    if consolidate_every is not None and (read_only or consolidate_every <= 0):
+        raise typer.BadParameter("needs a positive number of seconds and a writable store",
+                                 param_hint="--consolidate-every")
+    with Memory.open(store, read_only=read_only, embedder=choice) as mem:
+        if consolidate_every is not None:  # stopped when the store closes
+            mem.start_consolidation(consolidate_every, all_namespaces=True)
+        run_server(mem, tokens=tokens, host=host, port=port, max_body=max_body,
+                   log_level=log_level, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+
+
+def _token_store(store: str) -> Any:
+    from .auth import TokenStore, tokens_path
+
+    path = tokens_path(store)
+    if path is None:
+        raise typer.BadParameter("tokens need a store file", param_hint="--store")
+    return TokenStore(path)
+
+
+@token_app.command("create")
+def token_create(
+    namespace: Annotated[list[str] | None, typer.Option(
+        "--namespace", "-n", help="A namespace it may use (repeat for more).")] = None,
+    all_namespaces: Annotated[bool, typer.Option(
+        "--all-namespaces", help="Every namespace, present and future.")] = False,
+    scope: Annotated[str, typer.Option(help="read, or write (which includes read).")] = "read",
+    expires_in: Annotated[str | None, typer.Option(
+        help="Lifetime, e.g. 12h, 30d, 2w (default: until revoked).")] = None,
+    label: Annotated[str | None, typer.Option(help="A note: who or what it is for.")] = None,
+    store: StoreOpt = "memory.engram",
+) -> None:
+    """Create a token and print it. It is shown this once; only its hash is kept."""
+    from .auth import ALL_NAMESPACES, parse_duration
+
+    if all_namespaces == bool(namespace):
+        raise typer.BadParameter("give --namespace (one or more) or --all-namespaces")
+    secret, grant = _token_store(store).create(
+        namespaces=ALL_NAMESPACES if all_namespaces else namespace or [], scope=scope,
+        expires_in=parse_duration(expires_in) if expires_in else None, label=label,
+    )
+    Console(stderr=True).print(f"token {grant.id} ({grant.scope}) created; it is shown once:")
+    typer.echo(secret)
+
+
+@token_app.command("list")
+def token_list(store: StoreOpt = "memory.engram", as_json: JsonOpt = False) -> None:
+    """List tokens (ids, grants, expiry; never the tokens themselves)."""
+    grants = _token_store(store).list()
+    if as_json:
+        console.print_json(json.dumps([g.to_dict() for g in grants]))
+        return
+    table = Table("id", "scope", "namespaces", "label", "created (UTC)", "expires (UTC)")
+    for g in grants:
+        names = "*" if g.namespaces == "*" else ", ".join(g.namespaces)
+        created, expires = (
+            "" if t is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(t))
+            for t in (g.created_at, g.expires_at)
+        )
+        table.add_row(g.id, g.scope, escape(names), escape(g.label or ""), created, expires)
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str, store: StoreOpt = "memory.engram") -> None:
+    """Revoke a token by id; a running server stops accepting it at once."""
+    grant = _token_store(store).revoke(token_id)
+    console.print(f"revoked {grant.id}")
+
+
+@bench_app.command("serve")
+def bench_serve(
+    seconds: Annotated[float, typer.Option(help="How long the clients run.")] = 10.0,
+    clients: Annotated[int, typer.Option(help="Concurrent clients (half write, half recall).")] = 8,
+    embedder: Annotated[str, typer.Option(help="Server embedder: default or hashing.")] = "default",
+    out: Annotated[str, typer.Option(help="JSON output path.")] = "bench-results/serve.json",
+) -> None:
+    """HTTP load on loopback: requests/s, p50/p99, errors, and every acked write read back."""
+    from ..bench.serve import run
+    from .auth import TokenStore, tokens_path
+
+    def make_token(store: str) -> str:
+        return TokenStore(tokens_path(store)).create(
+            namespaces=["bench"], scope="write", label="bench serve")[0]
+
+    def server_argv(store: str, port: int) -> list[str]:
+        return [sys.executable, "-m", "engramdb.adapters.cli", "serve", "--store", store,
+                "--port", str(port), "--embedder", embedder, "--log-level", "warning"]
+
+    report = run(seconds=seconds, clients=clients, out=out, make_token=make_token,
+                 server_argv=server_argv, params={"embedder": embedder},
+                 progress=lambda m: console.print(f"[dim]… {m}[/dim]"))
     typer.echo(report.table())
     typer.echo(f"wrote {out}")
 

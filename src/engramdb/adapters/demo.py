@@ -3,7 +3,7 @@
 Shows, on a fresh store: ingesting a chat transcript with its speakers and
 session dates, the graph and its cross-domain bridges, time travel ("where did
 Maya live on March 20?"), provenance ("which conversation taught us that?"),
-and forgetting for real.
+the compressed index, and forgetting for real.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -100,10 +101,13 @@ def _walkthrough(mem: Memory, console: Console, *, quiet: bool) -> None:
         f"{prov.value!r}: event {prov.seq} at {prov.recorded_at:%Y-%m-%d %H:%M:%S}, "
         f"agent {prov.agent}, session {prov.session}, source {prov.source}")
 
+    say("[bold]compressed index[/bold] (returned with recall: how the store's topics connect)")
+    console.out(mem.index(max_tokens=200 if quiet else 600), highlight=False)
+
     secret = mem.remember("Sam's door code is 4711", domain="people", session="s3")
     mem.forget(secret.id, reason="user asked", agent="sam")
     redacted = mem.compact()
-    leaked = any(b"4711" in open(f, "rb").read() for f in mem.files() if os.path.isfile(f))
+    leaked = any(b"4711" in Path(f).read_bytes() for f in mem.files() if os.path.isfile(f))
     say(f"[bold]forget[/bold]: redacted {redacted} event(s); marker on disk after compaction: "
         f"{'FOUND (bug!)' if leaked else 'gone'}; history keeps "
         f"{[e.type for e in mem.history(secret.id)]}")

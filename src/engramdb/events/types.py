@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from .model import Meta
 from .registry import Registry
 
 __all__ = [
@@ -28,14 +29,38 @@ __all__ = [
     "Redacted",
     "VectorStored",
     "VECTOR_STORED",
+    "VectorsActivated",
+    "VECTORS_ACTIVATED",
+    "MemoryAccessed",
+    "OutcomeRecorded",
+    "MEMORY_ACCESSED",
+    "OUTCOME_RECORDED",
     "NODE_CREATED",
     "NODE_UPDATED",
     "NODE_FORGOTTEN",
     "EDGE_ADDED",
     "EDGE_REMOVED",
     "REDACTED",
+    "IndexEnriched",
+    "EnrichmentExtracted",
+    "EnrichmentReverted",
+    "INDEX_ENRICHED",
+    "ENRICHMENT_EXTRACTED",
+    "ENRICHMENT_REVERTED",
     "default_registry",
     "edge_stream",
+    "StagedDraft",
+    "ContextOpened",
+    "ContextStaged",
+    "ContextRebased",
+    "ContextClosed",
+    "CONTEXT_OPENED",
+    "CONTEXT_STAGED",
+    "CONTEXT_REBASED",
+    "CONTEXT_COMMITTED",
+    "CONTEXT_DISCARDED",
+    "TierChanged",
+    "TIER_CHANGED",
 ]
 
 NODE_CREATED = "node.created"
@@ -44,7 +69,13 @@ NODE_FORGOTTEN = "node.forgotten"
 EDGE_ADDED = "edge.added"
 EDGE_REMOVED = "edge.removed"
 REDACTED = "event.redacted"
+INDEX_ENRICHED = "index.enriched"
+ENRICHMENT_EXTRACTED = "enrichment.extracted"
+ENRICHMENT_REVERTED = "enrichment.reverted"
 VECTOR_STORED = "vector.stored"
+VECTORS_ACTIVATED = "vectors.model_activated"
+MEMORY_ACCESSED = "memory.accessed"
+OUTCOME_RECORDED = "outcome.recorded"
 
 _STRICT = {"frozen": True, "kw_only": True, "forbid_unknown_fields": True, "omit_defaults": True}
 
@@ -91,10 +122,133 @@ class VectorStored(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
     vector: bytes
 
 
+class VectorsActivated(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
+    """From this event on, recall embeds queries with ``model`` (``Memory.reembed``)."""
+
+    model: str
+    dim: int
+    previous: str | None = None
+
+
+class MemoryAccessed(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
+    """A batch of reads: ``(memory id, when in µs)`` pairs, logged together so
+    reading never costs one write per read."""
+
+    accesses: list[tuple[str, int]]
+
+
+class OutcomeRecorded(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
+    """What came of acting on a memory (``success``, ``failure``, ...), optionally
+    for a goal and with a score."""
+
+    memory_id: str
+    outcome: str
+    goal: str | None = None
+    score: float | None = None
+
+
 class Redacted(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
     """What compaction leaves of an event whose content was forgotten."""
 
     was: str
+
+
+class IndexEnriched(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
+    """An LLM's prose rewrite of the compressed index as of ``covers_seq``."""
+
+    model: str
+    text: str
+    covers_seq: int
+    max_tokens: int
+
+
+class EnrichmentExtracted(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
+    """What an LLM extraction from ``memory`` wrote (in the same commit): the
+    entities it created, the existing ones it linked, and the edges it added."""
+
+    model: str
+    memory: str
+    memory_seq: int
+    created: list[str] = []
+    linked: list[str] = []
+    edges: list[tuple[str, str, str]] = []
+
+
+class EnrichmentReverted(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
+    """Withdraws the enrichment whose event id is ``target``."""
+
+    target: str
+    reason: str | None = None
+
+
+# Contexts (engramdb.cognition.context): an agent's private writes, staged in the
+# stream ``ctx:<namespace>|<name>`` until committed; shared projections ignore them.
+CONTEXT_OPENED = "context.opened"
+CONTEXT_STAGED = "context.staged"
+CONTEXT_REBASED = "context.rebased"
+CONTEXT_COMMITTED = "context.committed"
+CONTEXT_DISCARDED = "context.discarded"
+
+
+class StagedDraft(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
+    """A draft held in a context: ``payload`` is its type's JSON at ``schema``."""
+
+    type: str
+    stream: str
+    id: str
+    schema: int
+    payload: bytes
+    meta: Meta = Meta()
+    valid_from: int | None = None
+    valid_to: int | None = None
+
+
+class ContextOpened(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
+    """A context's first write: whose it is and the seq its reads are pinned to."""
+
+    name: str
+    read_seq: int
+    agent: str | None = None
+
+
+class ContextStaged(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
+    """One local operation's drafts, and the version (as the context read it) of
+    each stream they touch for the first time: the checks its commit will make."""
+
+    name: str
+    drafts: list[StagedDraft]
+    bases: dict[str, int] = {}
+
+
+class ContextRebased(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
+    """The context now reads at ``read_seq``; ``bases`` replaces every check."""
+
+    name: str
+    read_seq: int
+    bases: dict[str, int] = {}
+
+
+class ContextClosed(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
+    """``context.committed`` (``events``: how many it published) or ``context.discarded``."""
+
+    name: str
+    events: int = 0
+
+
+# Tiers (engramdb.cognition.tiers): consolidation moves a memory between
+# ``short_term``, ``long_term`` and ``archival``, one event per move, in the
+# stream ``tier:<memory id>`` (so the memory's own stream version is untouched).
+TIER_CHANGED = "tier.changed"
+
+
+class TierChanged(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
+    """A memory moved from tier ``from_tier`` to ``to_tier``, and why."""
+
+    memory_id: str
+    from_tier: str
+    to_tier: str
+    reason: str
+    salience: float | None = None
 
 
 def edge_stream(src: str, rel: str, dst: str) -> str:
@@ -110,5 +264,17 @@ def default_registry() -> Registry:
     reg.register(EDGE_ADDED, EdgeAdded)
     reg.register(EDGE_REMOVED, EdgeRemoved)
     reg.register(REDACTED, Redacted)
+    reg.register(INDEX_ENRICHED, IndexEnriched)
+    reg.register(ENRICHMENT_EXTRACTED, EnrichmentExtracted)
+    reg.register(ENRICHMENT_REVERTED, EnrichmentReverted)
     reg.register(VECTOR_STORED, VectorStored)
+    reg.register(VECTORS_ACTIVATED, VectorsActivated)
+    reg.register(MEMORY_ACCESSED, MemoryAccessed)
+    reg.register(OUTCOME_RECORDED, OutcomeRecorded)
+    reg.register(CONTEXT_OPENED, ContextOpened)
+    reg.register(CONTEXT_STAGED, ContextStaged)
+    reg.register(CONTEXT_REBASED, ContextRebased)
+    reg.register(CONTEXT_COMMITTED, ContextClosed)
+    reg.register(CONTEXT_DISCARDED, ContextClosed)
+    reg.register(TIER_CHANGED, TierChanged)
     return reg

@@ -9,7 +9,7 @@ import msgspec
 
 from ..errors import NotFound, StoreClosed
 from ..events import REDACTED, Event, Registry
-from .base import EventLog, Prepared
+from .base import EventLog, Prepared, RawEvent
 
 __all__ = ["MemoryLog"]
 
@@ -21,6 +21,7 @@ class MemoryLog(EventLog):
         self._times: list[int] = []
         self._streams: dict[str, list[int]] = {}
         self._meta: dict[str, str] = {}
+        self._old_blobs: dict[int, bytes] = {}  # imported payloads at an older schema
         self._closed = False
 
     def _check_open(self) -> None:
@@ -30,8 +31,10 @@ class MemoryLog(EventLog):
     def _write(self, rows: list[tuple[Event, Prepared]]) -> None:
         # Readers index by seq without the lock: append the streams first, then
         # the events list, so anything a reader can reach by seq is complete.
-        for event, _ in rows:
+        for event, prep in rows:
             self._streams.setdefault(event.stream, []).append(event.seq)
+            if prep.schema != self.registry.get(event.type).schema:
+                self._old_blobs[event.seq] = prep.blob
         self._times.extend(e.recorded_at for e, _ in rows)
         self._events.extend(e for e, _ in rows)
 
@@ -47,6 +50,7 @@ class MemoryLog(EventLog):
             if old.type == REDACTED:
                 continue
             payload, _ = self.redacted_payload(old.type)
+            self._old_blobs.pop(seq, None)
             self._events[seq - 1] = msgspec.structs.replace(
                 old, type=REDACTED, schema=1, payload=payload, valid_from=None, valid_to=None
             )
@@ -55,6 +59,11 @@ class MemoryLog(EventLog):
 
     def head(self) -> int:
         return len(self._events)
+
+    def read_raw(self, after: int = 0, upto: int | None = None) -> Iterator[RawEvent]:
+        for raw in super().read_raw(after, upto):
+            old = self._old_blobs.get(raw.seq)
+            yield raw if old is None else msgspec.structs.replace(raw, payload=old)
 
     def read(self, after: int = 0, upto: int | None = None) -> Iterator[Event]:
         self._check_open()

@@ -29,7 +29,7 @@ import msgspec
 
 from ..errors import CorruptStore, EngramError, NotFound, ReadOnly, StoreClosed, StoreLocked
 from ..events import REDACTED, Event, Meta, Registry
-from .base import EventLog, Prepared
+from .base import EventLog, Prepared, RawEvent
 
 __all__ = ["SQLiteLog", "DURABILITY"]
 
@@ -76,6 +76,12 @@ def _translate(exc: sqlite3.Error, path: str) -> EngramError:
     ):
         return CorruptStore(f"{path} is corrupt: {text}", path=path)
     return EngramError(f"{path}: {text}", path=path)
+
+
+def _as_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return value.encode() if isinstance(value, str) else str(value).encode()
 
 
 class SQLiteLog(EventLog):
@@ -316,6 +322,30 @@ class SQLiteLog(EventLog):
             for row in rows:
                 yield self._decode(row)
             pos = rows[-1][0]
+
+    def read_raw(
+        self, after: int = 0, upto: int | None = None, *, chunk: int = 5000
+    ) -> Iterator[RawEvent]:
+        end = self.head() if upto is None else upto
+        pos = after
+        while pos < end:
+            rows = self._rows(
+                f"SELECT {_COLUMNS} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                (pos, end, chunk),
+            )
+            if not rows:
+                return
+            for r in rows:
+                yield RawEvent(
+                    seq=r[0], id=r[1], namespace=r[2], stream=r[3], version=r[4], type=r[5],
+                    schema=r[6], recorded_at=r[7], valid_from=r[8], valid_to=r[9],
+                    payload=_as_bytes(r[10]), meta=_as_bytes(r[11]),
+                )
+            pos = rows[-1][0]
+
+    def _integrity(self) -> list[str]:
+        rows = self._rows("PRAGMA integrity_check", ())
+        return [] if [r[0] for r in rows] == ["ok"] else [f"sqlite: {r[0]}" for r in rows]
 
     def read_stream(self, stream: str, *, upto: int | None = None) -> list[Event]:
         limit = self.head() if upto is None else upto

@@ -38,7 +38,9 @@ class RecallWeights:
     its score along the graph: to the turn after it (``next``), the turn before
     it (``prev``), and neighbours over any other edge (``graph``); candidates of
     the same conversation session get ``session`` x the session's best score;
-    ``recency`` breaks near-ties toward newer memories.
+    ``recency`` breaks near-ties toward newer memories; ``salience`` (off by
+    default) adds ``salience x`` each candidate's salience relative to the most
+    salient candidate (see :mod:`engramdb.cognition.salience`).
     """
 
     text: float = 1.0
@@ -48,6 +50,7 @@ class RecallWeights:
     session: float = 0.5
     graph: float = 0.3
     recency: float = 0.02
+    salience: float = 0.0
     pool: int = 200
 
 
@@ -93,6 +96,8 @@ def recall(
     accept: Callable[[Node], bool] | None,
     weights: RecallWeights,
     signals: Sequence[str] = ("vector", "text", "graph", "recency"),
+    salience: Callable[[str], float] | None = None,
+    domains: Sequence[str] | None = None,
 ) -> list[Hit]:
     if not isinstance(query, str) or not query.strip():
         raise InvalidQuery("recall needs a non-empty query string")
@@ -121,13 +126,18 @@ def recall(
         _add(base, why, "text", ranked, weights.text)
     if "vector" in signals and vectors is not None and embedder is not None:
         qv = np.asarray(embedder.embed([query])[0], dtype=np.float32)
-        ranked = vectors.search(qv, weights.pool, at=at, namespace=ns, accept=ok)
+        # ``domains`` (already enforced by ``accept``) lets a VectorProjection search
+        # just those domains' partition when it is selective
+        extra = {"domains": domains} if getattr(vectors, "supports_domains", False) else {}
+        ranked = vectors.search(qv, weights.pool, at=at, namespace=ns, accept=ok, **extra)
         _add(base, why, "vector", ranked, weights.vector)
     final = dict(base)
     if "graph" in signals:
         _propagate(reader, query, base, final, why, weights, live)
     if "recency" in signals and weights.recency and final:
         _recency(final, why, weights, live)
+    if "recency" in signals and weights.salience and salience is not None and final:
+        _salience(final, why, weights.salience, salience)
     order = sorted(final.items(), key=lambda kv: (-kv[1], kv[0]))
     hits = []
     for node_id, score in order:
@@ -217,6 +227,21 @@ def _recency(
         why.setdefault(node_id, {})["recency"] = {"score": gain}
 
 
+def _salience(
+    final: dict[str, float], why: dict[str, dict[str, dict[str, float]]], weight: float,
+    salience: Callable[[str], float],
+) -> None:
+    """The sibling of recency: a share of each candidate's salience, relative to the top."""
+    values = {node_id: salience(node_id) for node_id in final}
+    top = max(values.values(), default=0.0)
+    if top <= 0:
+        return
+    for node_id, value in values.items():
+        gain = weight * value / top
+        final[node_id] += gain
+        why.setdefault(node_id, {})["salience"] = {"score": gain, "raw": value}
+
+
 def _when(node: Node | None) -> int:
     if node is None:
         return 0
@@ -232,6 +257,13 @@ def _provenance(reader: Reader, node: Node) -> HitProvenance | None:
         event_id=event.id, seq=event.seq, recorded_at=from_us(event.recorded_at),
         agent=event.meta.agent, source=event.meta.source, session=event.meta.session,
     )
+
+
+def _is_one_of(value: Any, options: set[Any]) -> bool:
+    try:
+        return value in options
+    except TypeError:  # an unhashable attribute (a list, a dict) equals no filter value
+        return False
 
 
 def compile_filters(
@@ -253,7 +285,9 @@ def compile_filters(
             tests.append(lambda n, o=options: n.kind in o)  # type: ignore[misc]
         elif key.startswith("attrs."):
             name = key[6:]
-            tests.append(lambda n, o=options, a=name: n.attrs.get(a) in o)  # type: ignore[misc]
+            tests.append(
+                lambda n, o=options, a=name: _is_one_of(n.attrs.get(a), o)  # type: ignore[misc]
+            )
         else:
             raise InvalidQuery(f"unknown filter {key!r}: use 'kind' or 'attrs.<key>'")
     if valid_at is not None:

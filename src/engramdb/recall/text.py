@@ -569,6 +569,11 @@ class TextIndex:
 
     # ------------------------------------------------------- snapshot/compaction
 
+    def frozen(self) -> _Frozen:
+        """The live index as compacted arrays (a copy; safe to read while writing)."""
+        with self._lock:
+            return self._export()
+
     def snapshot(self) -> bytes:
         """Serialise the live index (compacted) to bytes; see :meth:`restore`."""
         with self._lock:

@@ -68,8 +68,17 @@ from usearch.index import Index
 
 from ..errors import CorruptStore, InvalidInput, InvalidQuery
 from ..store.snapshots import fsync_dir as _fsync_dir
+from .partitions import Partitions, PartitionSpec, check_names, labels_for
+from .tuning import AdaptiveEf, EfStats, EfTuner
 
-__all__ = ["VectorIndex", "Allowed", "DEFAULT_HNSW_THRESHOLD"]
+__all__ = [
+    "VectorIndex",
+    "Allowed",
+    "AdaptiveEf",
+    "EfStats",
+    "DEFAULT_HNSW_THRESHOLD",
+    "DEFAULT_PARTITION_FRACTION",
+]
 
 #: Above this many vectors a query is answered by HNSW. Measured with
 #: ``benchmarks/vector_threshold.py`` (2 shared cores, dim 384, k=10, ef=64,
@@ -81,6 +90,15 @@ __all__ = ["VectorIndex", "Allowed", "DEFAULT_HNSW_THRESHOLD"]
 #: below it exact search is also *exact* and costs no graph memory (an f32
 #: graph is ~a second copy of the vectors) or insert time (~4k vectors/s).
 DEFAULT_HNSW_THRESHOLD = 10_000
+
+#: A ``partition=`` search whose partitions hold at most this fraction of the
+#: vectors is answered exactly over just their rows; a larger one goes through
+#: the global path with a membership predicate (HNSW with oversampling).
+#: ``benchmarks/vector_partitions.py`` (20k x 384, 2 busy cores, p50): exact
+#: over the partition 0.02-0.46 ms up to 10% vs 20-35 ms for the global
+#: predicate path (it ends in an exact walk); at 15% the global path wins
+#: (0.98 vs 1.29 ms), at 20% 0.63 vs 1.45 ms. Set just under that crossover.
+DEFAULT_PARTITION_FRACTION = 0.10
 
 #: A key collection (set, frozenset, list, tuple, numpy array of ints) or a
 #: predicate called with each candidate key.
@@ -102,6 +120,7 @@ _HNSW_US_BASE = 400.0  # one HNSW call with count <= expansion_search (0.3-0.45 
 _HNSW_US_PER_CANDIDATE = 4.0  # each candidate beyond expansion_search (4-5 us at 100k)
 _OVERSAMPLE_SLACK = 1.5  # expect k/p candidates to hold k hits; ask for 1.5x that
 _QUANTIZED_CANDIDATES = 2  # f16/i8 graphs: fetch 2k candidates, re-rank with exact f32
+_GATHER_CHUNK = 1024  # rows per gather + matvec when scoring a row subset
 
 _log = logging.getLogger(__name__)
 
@@ -407,6 +426,8 @@ class VectorIndex:
         expansion_search: int = 64,
         rebuild_churn: float = 1.0,
         background_build: bool = True,
+        adaptive_ef: AdaptiveEf | None = None,
+        partition_fraction: float = DEFAULT_PARTITION_FRACTION,
     ) -> None:
         if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
             raise InvalidInput(f"dim must be a positive integer, got {dim!r}")
@@ -444,6 +465,11 @@ class VectorIndex:
         self._build: _Build | None = None
         self._lock = _RWLock()
         self._hnsw_mutex = threading.Lock()
+        if not 0.0 <= partition_fraction <= 1.0:
+            raise InvalidInput(f"partition_fraction must be in [0, 1], got {partition_fraction!r}")
+        self.partition_fraction = float(partition_fraction)
+        self._parts = Partitions()
+        self._tuner = EfTuner(self, adaptive_ef) if adaptive_ef is not None else None
 
     # -- introspection -----------------------------------------------------
 
@@ -505,6 +531,93 @@ class VectorIndex:
         """
         with self._lock.write():
             self._cancel_build()
+        if self._tuner is not None:
+            self._tuner.close()
+
+    # -- adaptive ef ---------------------------------------------------------
+
+    @property
+    def ef_stats(self) -> EfStats | None:
+        """The ``ef`` tuner's state (None unless built with ``adaptive_ef``)."""
+        return None if self._tuner is None else self._tuner.stats
+
+    def tune_ef(self, queries: np.ndarray | None = None) -> EfStats:
+        """Run one ``ef`` tuning round now, synchronously (see :mod:`.tuning`).
+
+        Without ``adaptive_ef`` settings the defaults are used (and kept).
+        """
+        if self._tuner is None:
+            self._tuner = EfTuner(self, AdaptiveEf(background=False))
+        return self._tuner.tune(queries)
+
+    def sample_vectors(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        """Up to ``count`` stored vectors drawn at random (copies), e.g. as probe queries."""
+        with self._lock.read():
+            n = self._n
+            if n == 0 or count <= 0:
+                return np.empty((0, self.dim), np.float32)
+            rows = rng.choice(n, size=min(count, n), replace=False)
+            return self._vecs[np.sort(rows)].copy()
+
+    def exact_keys(self, queries: np.ndarray, k: int) -> list[set[int]]:
+        """The exact top-k key set of each query (the oracle of recall measurements)."""
+        qs = np.ascontiguousarray(np.asarray(queries, np.float32))
+        with self._lock.read():
+            k = min(k, self._n)
+            if k == 0:
+                return [set() for _ in range(qs.shape[0])]
+            return [{key for key, _ in hits} for hits in self._exact_many(qs, k)]
+
+    def probe_recall(
+        self, queries: np.ndarray, truth: list[set[int]], k: int, ef: int, *, chunk: int = 8
+    ) -> float:
+        """Mean recall@k of the graph at ``ef`` against ``truth``, leaving live queries' ef alone.
+
+        Each chunk of probes sets ``ef``, searches and restores the live value
+        in one hold of the usearch mutex, so no live query ever runs at the
+        probe's ``ef``. 1.0 when there is no graph.
+        """
+        qs = np.ascontiguousarray(np.asarray(queries, np.float32))
+        found: list[float] = []
+        for start in range(0, qs.shape[0], chunk):
+            block = qs[start : start + chunk]
+            with self._lock.read():
+                graph = self._hnsw
+                if graph is None:
+                    return 1.0
+                with self._hnsw_mutex:
+                    live = graph.expansion_search
+                    graph.expansion_search = ef
+                    try:
+                        matches = graph.search(block, self._candidates(k), threads=1)
+                    finally:
+                        graph.expansion_search = live
+                for i in range(block.shape[0]):
+                    keys = matches.keys if block.shape[0] == 1 else (
+                        matches.keys[i, : int(matches.counts[i])])
+                    rows = self._rows_of(np.asarray(keys, np.uint64).astype(np.int64))
+                    got = {key for key, _ in self._rescore(block[i], rows, k)}
+                    want = truth[start + i]
+                    found.append(len(got & want) / max(len(want), 1))
+        return float(np.mean(found)) if found else 1.0
+
+    # -- partitions ----------------------------------------------------------
+
+    def set_partition(self, keys: Sequence[int] | np.ndarray, partition: str | None) -> None:
+        """Move ``keys`` (those present) to ``partition`` (None: to no partition)."""
+        key_list = _check_keys(keys).tolist()
+        with self._lock.write():
+            present = [k for k in key_list if k in self._pos]
+            self._parts.assign(present, [partition] * len(present))
+
+    def partition_of(self, key: int) -> str | None:
+        with self._lock.read():
+            return self._parts.label_of.get(key)
+
+    def partition_sizes(self) -> dict[str, int]:
+        """Partition name -> number of keys in it."""
+        with self._lock.read():
+            return self._parts.sizes()
 
     def memory_bytes(self) -> int:
         """Approximate resident footprint: matrix + keys + key map + HNSW graph.
@@ -524,20 +637,32 @@ class VectorIndex:
 
     # -- mutation ----------------------------------------------------------
 
-    def add(self, keys: Sequence[int] | np.ndarray, vectors: np.ndarray) -> None:
+    def add(
+        self,
+        keys: Sequence[int] | np.ndarray,
+        vectors: np.ndarray,
+        *,
+        partition: PartitionSpec = None,
+    ) -> None:
         """Insert or replace ``vectors[i]`` under ``keys[i]``.
 
         Vectors must be float32-convertible, finite and L2-normalised. A key
         repeated within one call keeps its last vector. Re-adding a key
-        replaces its vector in both the matrix and the graph.
+        replaces its vector in both the matrix and the graph. ``partition``
+        labels the keys (one name for all, or one name/None per key); None
+        leaves the labels of re-added keys as they were.
         """
         key_arr = _check_keys(keys)
         vecs = _check_vectors(vectors, key_arr.size, self.dim)
+        labels = labels_for(partition, key_arr.size)
         if key_arr.size == 0:
             return
+        label_of = None if labels is None else dict(zip(key_arr.tolist(), labels, strict=True))
         key_arr, vecs = _last_wins(key_arr, vecs)
         with self._lock.write():
             self._apply_add(key_arr, vecs)
+            if label_of is not None:
+                self._parts.assign(label_of.keys(), label_of.values())
 
     def remove(self, keys: Sequence[int] | np.ndarray) -> int:
         """Delete ``keys`` (absent keys are ignored); returns how many were removed."""
@@ -546,6 +671,7 @@ class VectorIndex:
             present = list(dict.fromkeys(k for k in key_list if k in self._pos))
             for key in present:
                 self._remove_row(key)
+            self._parts.discard(present)
             if present and self._hnsw is not None:
                 with self._hnsw_mutex:
                     self._hnsw.remove(np.asarray(present, np.uint64))
@@ -755,6 +881,7 @@ class VectorIndex:
         *,
         allowed: Allowed | None = None,
         exact: bool = False,
+        partition: str | Collection[str] | None = None,
     ) -> list[tuple[int, float]]:
         """The ``k`` keys most similar to ``query``, best first, as ``(key, cosine)``.
 
@@ -762,18 +889,31 @@ class VectorIndex:
         predicate accepts; the result is then the top-k *of the allowed set*
         (shorter only if fewer than k allowed keys exist). A predicate is
         called at most once per key per search and must not mutate the index.
-        ``exact=True`` forces brute-force search (the oracle).
+        ``partition`` (a name or several) further restricts to keys labelled
+        so: partitions holding at most ``partition_fraction`` of the vectors
+        are searched exactly over their rows alone, larger ones on the global
+        path with a membership test. ``exact=True`` forces brute-force search
+        (the oracle).
         """
         q = _check_query(query, self.dim)
         k = _check_k(k)
         flt = None if allowed is None else _Filter(allowed)
+        names = None if partition is None else check_names(partition)
         with self._lock.read():
             k = min(k, self._n)
             if k == 0:
                 return []
-            if flt is None:
-                return self._search_unfiltered(q, k, exact)
-            return self._search_filtered(q, k, flt, exact)
+            if names is not None:
+                hits = self._search_partition(q, k, names, flt, exact)
+            elif flt is None:
+                hits = self._search_unfiltered(q, k, exact)
+            else:
+                hits = self._search_filtered(q, k, flt, exact)
+        if self._tuner is not None and not exact and self._hnsw is not None:
+            # every query (filtered ones too: recall always filters) is a sample
+            # of what users ask; the tuner measures the graph's unfiltered recall
+            self._tuner.observe(q)
+        return hits
 
     def search_many(
         self,
@@ -830,6 +970,62 @@ class VectorIndex:
                 return self._rescore(q, self._rows_of(keys), k)
             # The graph returned a short list (unreachable nodes): exact is the fallback.
         return self._exact(q, k)
+
+    def _search_partition(
+        self, q: np.ndarray, k: int, names: frozenset[str], flt: _Filter | None, exact: bool
+    ) -> list[tuple[int, float]]:
+        """Top-k within partitions: exact over their rows when selective, else global."""
+        size = self._parts.size(names)
+        if size == 0:
+            return []
+        if exact or self._hnsw is None or size <= self.partition_fraction * self._n:
+            rows = self._rows_of(np.asarray(self._parts.keys(names), np.int64))
+            return self._walk_rows(q, k, rows, flt)
+        members = self._parts.contains(names)
+        if flt is None:
+            return self._search_filtered(q, k, _Filter(members), exact)
+        inner = flt
+        both = _Filter(lambda key: key in members and inner.accepts(key))
+        return self._search_filtered(q, k, both, exact)
+
+    def _walk_rows(
+        self, q: np.ndarray, k: int, rows: np.ndarray, flt: _Filter | None
+    ) -> list[tuple[int, float]]:
+        """Exact scores over ``rows`` only, then the filter in score order until k pass."""
+        if rows.size == 0:
+            return []
+        rows.sort()  # ascending rows gather ~2x faster from a matrix larger than cache
+        scores = self._gather_scores(rows, q)
+        if flt is None:
+            top = _top_rows(scores, k)
+            return self._format(rows[top], scores[top])
+        m = rows.size
+        window = min(m, max(4 * k, 64))
+        while True:
+            order = _top_rows(scores, window)
+            if flt.predicate is None:
+                local = order[flt.mask(self._keys[rows[order]])][:k]
+            else:
+                picked = self._first_accepted(rows[order], k, flt)
+                local = order[np.isin(rows[order], picked)][:k]
+            if local.size == k or window == m:
+                return self._format(rows[local], scores[local])
+            window = min(m, window * 4)
+
+    def _gather_scores(self, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """``vecs[rows] @ q``, gathered in chunks of ``_GATHER_CHUNK`` rows.
+
+        One big gather + matvec stalls for 10-20 ms on a busy 2-core machine
+        from ~2k rows (threaded BLAS waiting for the other core); 1k-row chunks
+        stay at ~0.06 ms per 1k rows (``benchmarks/vector_partitions.py``).
+        """
+        if rows.size <= _GATHER_CHUNK:
+            return np.take(self._vecs, rows, axis=0) @ q
+        out = np.empty(rows.size, np.float32)
+        for start in range(0, rows.size, _GATHER_CHUNK):
+            end = start + _GATHER_CHUNK
+            out[start:end] = np.take(self._vecs, rows[start:end], axis=0) @ q
+        return out
 
     def _search_filtered(
         self, q: np.ndarray, k: int, flt: _Filter, exact: bool

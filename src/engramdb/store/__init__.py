@@ -1,6 +1,9 @@
 """The event store: group commit over a log, projections, snapshots."""
 
+from .check import CheckReport, Finding
 from .snapshots import Snapshot, SnapshotFiles
 from .store import EventStore, Projection, Subscriber
 
-__all__ = ["EventStore", "Projection", "Subscriber", "Snapshot", "SnapshotFiles"]
+__all__ = [
+    "CheckReport", "Finding", "EventStore", "Projection", "Subscriber", "Snapshot", "SnapshotFiles",
+]

@@ -22,7 +22,8 @@ from typing import Protocol, runtime_checkable
 
 from ..errors import ConcurrencyConflict, EngramError, InvalidInput
 from ..events import Draft, Event
-from ..log import EventLog, Prepared
+from ..log import EventLog, Prepared, RawEvent
+from .check import CheckReport, FreshProjection, check_store
 from .snapshots import SnapshotFiles
 
 __all__ = ["EventStore", "Projection", "Subscriber"]
@@ -243,6 +244,22 @@ class EventStore:
             raise EngramError(f"a projection failed after commit: {failure!r}") from failure
         if self.snapshots is not None and self._head - self._snapshotted_at >= self.snapshot_every:
             self._snapshot_locked()
+
+    def import_events(self, events: Iterable[RawEvent]) -> int:
+        """Load exported events into this EMPTY store (see :meth:`EventLog.import_events`)
+        and replay them into every projection. Subscribers are not called."""
+        with self._commit_lock:
+            count = self.log.import_events(events)
+            if count:
+                self._head = self.log.head()
+                self._rebuild_locked()
+            return count
+
+    def check(self, fresh: FreshProjection) -> CheckReport:
+        """Verify log, projections and snapshot files against each other (see
+        :mod:`engramdb.store.check`). Holds the commit lock: writers wait."""
+        with self._commit_lock:
+            return check_store(self, fresh)
 
     def compact(self, seqs: Iterable[int]) -> int:
         """Redact events ``seqs`` for good: new epoch, rebuilt projections, purged files."""

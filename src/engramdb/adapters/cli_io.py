@@ -1,0 +1,108 @@
+"""Bodies of the ``engram`` commands that move or verify whole stores: ``ingest``,
+``export``, ``import``, ``check``, plus ``index`` and ``as-of``. The typer
+functions in :mod:`engramdb.adapters.cli` parse options and call these; each
+calls one facade method and renders what it returns."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..errors import CorruptStore
+from ..memory import Memory
+from .ingest import ingest_file
+
+__all__ = ["hits_json", "run_check", "run_ingest", "show_as_of", "show_index"]
+
+
+def hits_json(hits: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {"id": h.id, "score": h.score, "text": h.text, "signals": msgspec.to_builtins(h.signals),
+         "provenance": msgspec.to_builtins(h.provenance)}
+        for h in hits
+    ]
+
+
+def _print_json(console: Console, obj: Any) -> None:
+    console.print_json(json.dumps(obj, default=str))
+
+
+def show_index(mem: Memory, console: Console, *, max_tokens: int | None, prose: bool,
+               as_of: int | str | None, as_json: bool) -> None:
+    text = mem.index(max_tokens=max_tokens, prose=prose, as_of=as_of)
+    if as_json:
+        seq = mem.as_of(as_of).seq if as_of is not None else mem.seq
+        _print_json(console, {"seq": seq, "index": text})
+    else:
+        console.out(text, highlight=False)
+
+
+def show_as_of(mem: Memory, console: Console, when: int | str, query: str | None, *, k: int,
+               as_json: bool) -> None:
+    view = mem.as_of(when)
+    domains = view.domains()
+    hits = mem.recall(query, k=k, as_of=view.seq) if query else []
+    if as_json:
+        _print_json(console, {"when": when, "seq": view.seq, "head": mem.seq,
+                              "domains": domains, "hits": hits_json(hits)})
+        return
+    console.print(f"as of {escape(str(when))}: seq {view.seq} (now {mem.seq})")
+    table = Table("domain", "memories")
+    for name, count in sorted(domains.items()):
+        table.add_row(escape(name), str(count))
+    console.print(table)
+    if query:
+        hit_table = Table("score", "id", "text", "signals")
+        for h in hits:
+            hit_table.add_row(f"{h.score:.3f}", h.id, escape(h.text[:90]),
+                              "+".join(sorted(h.signals)))
+        console.print(hit_table)
+
+
+def run_ingest(mem: Memory, console: Console, path: str, *, fmt: str | None,
+               domain: str | None, as_json: bool, quiet: bool) -> None:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[memories]} memories"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True, disable=quiet or as_json) as bar:
+        task = bar.add_task(f"ingesting {escape(path)}", total=None, memories=0)
+        summary = ingest_file(
+            mem, path, fmt=fmt, domain=domain,
+            progress=lambda done, total, n: bar.update(task, completed=done, total=total,
+                                                       memories=n),
+        )
+    row = {"file": path, "format": summary.format, "memories": summary.memories,
+           "sessions": summary.sessions, "commits": summary.commits,
+           "seconds": round(summary.seconds, 3), "rate_per_s": round(summary.rate, 1),
+           "seqs": [summary.first_seq, summary.last_seq]}
+    if as_json:
+        _print_json(console, row)
+        return
+    table = Table("format", "memories", "sessions", "commits", "seconds", "memories/s", "seqs",
+                  title=f"ingested {escape(path)}")
+    table.add_row(summary.format, str(summary.memories), str(summary.sessions),
+                  str(summary.commits), f"{summary.seconds:.2f}", f"{summary.rate:.1f}",
+                  f"{summary.first_seq}..{summary.last_seq}")
+    console.print(table)
+
+
+def run_check(mem: Memory, console: Console, *, as_json: bool) -> None:
+    """Print the report; raise :class:`CorruptStore` (exit 8) if anything disagrees."""
+    report = mem.check()
+    if as_json:
+        _print_json(console, {"ok": report.ok, "seq": report.seq,
+                              "findings": msgspec.to_builtins(list(report.findings))})
+    else:
+        table = Table("check", "subject", "ok", "detail", title=f"check at seq {report.seq}")
+        for f in report.findings:
+            mark = "[green]ok[/green]" if f.ok else "[red]FAIL[/red]"
+            table.add_row(f.check, escape(f.subject), mark, escape(f.detail))
+        console.print(table)
+    if not report.ok:
+        raise CorruptStore(f"{len(report.problems)} check(s) failed; rebuild or restore the"
+                           " store (snapshots are rebuilt from the log when deleted)")

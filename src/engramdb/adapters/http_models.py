@@ -1,0 +1,297 @@
+"""Request and response bodies of the HTTP API (Pydantic, so the OpenAPI schema is real).
+
+Times are given as a seq (integer) where a point in the log is meant (``as_of``)
+and as microseconds since the epoch or an ISO-8601 string where a point in the
+world is meant (``valid_from``, ``valid_to``, ``valid_at``). Responses report
+times as microseconds since the epoch, as the library does.
+"""
+
+# No ``from __future__ import annotations``: FastAPI and Pydantic read these at runtime.
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "BatchItem",
+    "Bound",
+    "BridgeOut",
+    "ConversationRequest",
+    "DomainOut",
+    "EdgeOut",
+    "EdgeRequest",
+    "ErrorBody",
+    "EventOut",
+    "ForgetOut",
+    "HitOut",
+    "IndexOut",
+    "NeighborOut",
+    "NodeOut",
+    "OutcomeRequest",
+    "Page",
+    "ProvenanceOut",
+    "RecallOut",
+    "RecallRequest",
+    "RememberManyRequest",
+    "RememberOut",
+    "RememberRequest",
+    "StatusOut",
+    "UpdateRequest",
+]
+
+#: Integers the log can store (SQLite INTEGER / msgpack int64).
+Bound = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+Seq = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Time = Bound | Annotated[str, Field(max_length=64)]
+Short = Annotated[str, Field(max_length=256)]
+Text = Annotated[str, Field(max_length=1_000_000)]
+Scalar = str | Bound | float | bool | None
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Provenance(_In):
+    source: Short | None = Field(None, description="Where it came from.")
+    agent: Short | None = Field(None, description="Who is writing.")
+    session: Short | None = Field(None, description="The session it belongs to.")
+
+
+class BatchItem(_Provenance):
+    text: Text
+    domain: Short | None = None
+    kind: Short = "memory"
+    name: Short | None = None
+    attrs: dict[str, Any] = Field(default_factory=dict)
+    valid_from: Time | None = None
+    valid_to: Time | None = None
+    id: Short | None = Field(None, description="Choose the id (default: a new one).")
+
+
+class RememberRequest(BatchItem):
+    supersedes: Short | list[Short] | None = Field(
+        None, description="Ids of memories this one replaces (they stop being valid now).")
+
+
+class OutcomeRequest(_In):
+    outcome: Annotated[str, Field(min_length=1, max_length=128,
+                                  description='e.g. "success", "failure"')]
+    goal: Short | None = None
+    score: float | None = Field(None, allow_inf_nan=False)
+    agent: Short | None = None
+
+
+class RememberManyRequest(_In):
+    items: list[BatchItem] = Field(min_length=1, max_length=1000)
+
+
+class UpdateRequest(_Provenance):
+    """Only the fields present change; ``null`` clears ``name`` or ``domain``."""
+
+    text: Text = None  # type: ignore[assignment]  # absent: unchanged; null is invalid
+    name: Short | None = None
+    domain: Short | None = None
+    kind: Short = None  # type: ignore[assignment]
+    attrs: dict[str, Any] = Field(default_factory=dict)
+    unset: list[Short] = Field(default_factory=list, max_length=1000)
+    valid_from: Time | None = None
+    valid_to: Time | None = None
+    expected_version: Annotated[int, Field(ge=1, le=2**62)] | None = None
+
+
+class EdgeRequest(_Provenance):
+    src: Short
+    rel: Annotated[str, Field(min_length=1, max_length=128)]
+    dst: Short
+    attrs: dict[str, Any] = Field(default_factory=dict)
+
+
+class Turn(_In):
+    text: Text
+    speaker: Short | None = None
+    id: Short | None = None
+    time: Time | None = None
+    attrs: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConversationRequest(_In):
+    session: Short
+    turns: list[Turn] = Field(min_length=1, max_length=5000)
+    at: Time | None = None
+    domain: Short | None = "conversation"
+    source: Short | None = None
+    agent: Short | None = None
+
+
+class RecallRequest(_In):
+    query: Annotated[str, Field(min_length=1, max_length=10_000)]
+    k: Annotated[int, Field(ge=1, le=1000)] = 10
+    domains: list[Short] | None = Field(None, max_length=100)
+    filters: dict[str, Scalar | list[Scalar]] | None = Field(
+        None, description="`kind` or `attrs.<key>`: a value or a list of values."
+    )
+    as_of: Seq | Annotated[str, Field(max_length=64)] | None = Field(
+        None, description="Answer from the store as it was then: a seq or an ISO time."
+    )
+    valid_at: Time | None = Field(None, description="Only memories true in the world then.")
+    signals: list[Literal["vector", "text", "graph", "recency"]] | None = None
+    with_index: bool = Field(False, description="Also return the compressed index.")
+
+
+# -- responses -----------------------------------------------------------------
+
+
+class NodeOut(BaseModel):
+    id: str
+    namespace: str
+    kind: str
+    text: str
+    name: str | None
+    domain: str | None
+    attrs: dict[str, Any]
+    created_at: int
+    updated_at: int
+    version: int
+    seq: int
+    valid_from: int | None = None
+    valid_to: int | None = None
+
+
+class RememberOut(NodeOut):
+    created: bool = Field(True, description="False: an identical live memory existed;"
+                          " nothing was written (status 200 instead of 201).")
+    superseded: list[str] = Field(default_factory=list)
+
+
+class EdgeOut(BaseModel):
+    namespace: str
+    src: str
+    rel: str
+    dst: str
+    attrs: dict[str, Any]
+    start: int
+    end: int
+
+
+class NeighborOut(BaseModel):
+    edge: EdgeOut
+    node: NodeOut
+
+
+class BridgeOut(BaseModel):
+    namespace: str
+    src: str
+    rel: str
+    dst: str
+    src_domain: str
+    dst_domain: str
+    start: int
+    end: int
+
+
+class MetaOut(BaseModel):
+    agent: str | None = None
+    source: str | None = None
+    session: str | None = None
+    causation_id: str | None = None
+    correlation_id: str | None = None
+
+
+class EventOut(BaseModel):
+    seq: int
+    id: str
+    namespace: str
+    stream: str
+    version: int
+    type: str
+    schema_: int = Field(alias="schema")
+    recorded_at: int
+    payload: Any
+    meta: MetaOut
+    valid_from: int | None = None
+    valid_to: int | None = None
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class ProvenanceOut(BaseModel):
+    node_id: str
+    field: str
+    value: Any
+    event_id: str
+    seq: int
+    type: str
+    recorded_at: datetime
+    agent: str | None
+    source: str | None
+    session: str | None
+
+
+class HitProvenanceOut(BaseModel):
+    event_id: str
+    seq: int
+    recorded_at: datetime
+    agent: str | None
+    source: str | None
+    session: str | None
+
+
+class HitOut(BaseModel):
+    id: str
+    score: float
+    text: str
+    node: NodeOut
+    signals: dict[str, dict[str, float]]
+    provenance: HitProvenanceOut | None = None
+
+
+class RecallOut(BaseModel):
+    hits: list[HitOut]
+    index: str | None = Field(None, description="The compressed index, with `with_index`.")
+    seq: int | None = Field(None, description="The seq hits and index were read at"
+                            " (with `with_index`).")
+
+
+class IndexOut(BaseModel):
+    index: str
+    seq: int
+
+
+class DomainOut(BaseModel):
+    domain: str
+    count: int
+
+
+class ForgetOut(BaseModel):
+    id: str
+    seq: int
+    event_id: str
+
+
+class StatusOut(BaseModel):
+    status: str
+    seq: int | None = None
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list. Pass ``next_cursor`` back as ``cursor`` for the next page;
+    every page of one listing is read at the same ``seq``, so none shifts under writes."""
+
+    items: list[T]
+    seq: int
+    next_cursor: str | None = None
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,443 @@
+"""``engram mcp``: the store as a Model Context Protocol server.
+
+Eight tools (``remember``, ``recall``, ``relate``, ``forget``, ``history``,
+``as_of``, ``index``, ``get``) and the compressed index as a resource
+(``engram://index``, and ``engram://index/{namespace}`` for granted
+namespaces), over stdio or streamable HTTP. Every tool calls one
+:class:`~engramdb.memory.Memory` method and returns a compact JSON object.
+
+Errors: an :class:`~engramdb.errors.EngramError` becomes a tool result with
+``isError`` set whose text is ``{"error": {"code", "message"}}``, in
+:func:`_tool_error` and nowhere else; anything else is left to the SDK, which
+reports a crash without leaking its text.
+
+Namespaces: the server serves one home namespace plus an explicit list of
+granted ones. A tool call that names any other namespace fails with
+:class:`~engramdb.errors.Forbidden`; nothing crosses namespaces otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import msgspec
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
+
+from .. import __version__
+from ..errors import EngramError, Forbidden, InvalidInput, error_info
+from ..memory import Memory
+
+if TYPE_CHECKING:
+    from ..projections import Node
+    from ..recall.embed import Embedder
+    from ..recall.engine import Hit
+
+__all__ = ["build_server", "run", "DEFAULT_PORT"]
+
+DEFAULT_PORT = 8765
+
+INSTRUCTIONS = """\
+engramdb is your long-term memory: an event log of facts, each with an id, a
+domain (topic area), optional name, and the time it was recorded. Nothing is
+ever overwritten, so you can ask what was known at any past moment.
+
+- Before answering anything about the user, earlier conversations or past
+  decisions, call `recall` with a natural-language query.
+- When you learn a durable fact (a preference, a decision, a person, a plan),
+  call `remember`; name entities (`name="Maya"`) and link them with `relate`.
+- Read the resource engram://index (or call `index`) to see, in one page, which
+  domains and entities the memory holds and how they connect.
+- Use `as_of` / `get(..., as_of=...)` for "what did we know on <date>?" and
+  `history` to see how a memory changed and who changed it.
+"""
+
+# -- argument types: the descriptions are what the model reads ------------------
+
+Namespace = Annotated[
+    str | None,
+    Field(description="Namespace (tenant/agent) to use; omit for this server's own. "
+                      "Only namespaces granted to this server are allowed."),
+]
+MemoryId = Annotated[str, Field(description="A memory id, as returned by remember or recall.")]
+When = Annotated[
+    str | int,
+    Field(description="A point in the past: an ISO-8601 date/time such as '2026-03-01' or "
+                      "'2026-03-01T14:30:00Z' (UTC if no zone is given), or a sequence number "
+                      "(the 'seq' of an earlier result) for an exact point in the log."),
+]
+OptionalWhen = Annotated[
+    str | int | None,
+    Field(description="Read the store as it was then: an ISO-8601 date/time such as "
+                      "'2026-03-01' or a sequence number ('seq'). Omit for now."),
+]
+K = Annotated[int, Field(description="How many memories to return (1-1000).")]
+WithIndex = Annotated[
+    bool,
+    Field(description="Also return the compressed index (domains, entities, cross-links) "
+                      "as of the same moment, to see how the hits relate to the rest."),
+]
+
+RESULT = dict[str, Any]
+
+
+# -- one place: engramdb errors -> MCP tool errors ------------------------------
+
+
+def _tool_error(exc: EngramError) -> CallToolResult:
+    """The tool result the model sees for an engramdb error: ``isError`` plus code and message."""
+    info = error_info(exc)
+    body = {"error": {"code": info["code"], "message": info["message"]}}
+    return CallToolResult(content=[TextContent(type="text", text=json.dumps(body))],
+                          structured_content=body, is_error=True)
+
+
+def _resource_error(exc: EngramError) -> ResourceError:
+    info = error_info(exc)
+    return ResourceError(f"{info['code']}: {info['message']}")
+
+
+def _guarded(fn: Callable[..., RESULT]) -> Callable[..., RESULT]:
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EngramError as exc:
+            return _tool_error(exc)
+
+    return call
+
+
+# -- namespaces -----------------------------------------------------------------
+
+
+class _Scope:
+    """The home namespace and the granted ones; hands out a facade for each."""
+
+    def __init__(self, memory: Memory, grants: Iterable[str]) -> None:
+        self.home = memory
+        self._views = {memory.namespace: memory}
+        for namespace in grants:
+            if namespace not in self._views:
+                self._views[namespace] = memory.namespaced(namespace)  # validates the name
+
+    def __call__(self, namespace: str | None) -> Memory:
+        if namespace is None:
+            return self.home
+        view = self._views.get(namespace) if isinstance(namespace, str) else None
+        if view is None:
+            raise Forbidden(
+                f"namespace {str(namespace)[:80]!r} is not granted to this server "
+                f"(it serves {', '.join(map(repr, self._views))})"
+            )
+        return view
+
+
+# -- results --------------------------------------------------------------------
+
+
+def _iso(us: int | None) -> str | None:
+    if us is None:
+        return None
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC).isoformat()
+
+
+def _when(value: str | int | None) -> str | int | None:
+    """``"42"`` is seq 42; any other string is a time; ints are seqs."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value
+
+
+def _compact(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None and v != {}}
+
+
+def _node(node: Node) -> RESULT:
+    return _compact({
+        "id": node.id, "text": node.text, "kind": node.kind, "name": node.name,
+        "domain": node.domain, "attrs": node.attrs, "version": node.version, "seq": node.seq,
+        "created_at": _iso(node.created_at), "updated_at": _iso(node.updated_at),
+        "valid_from": _iso(node.valid_from), "valid_to": _iso(node.valid_to),
+    })
+
+
+def _hit(hit: Hit) -> RESULT:
+    node, prov = hit.node, hit.provenance
+    signals = {
+        name: {k: (int(v) if k == "rank" else round(v, 4)) for k, v in parts.items()}
+        for name, parts in hit.signals.items()
+    }
+    return _compact({
+        "id": node.id, "score": round(hit.score, 4), "text": node.text, "kind": node.kind,
+        "name": node.name, "domain": node.domain, "attrs": node.attrs,
+        "valid_from": _iso(node.valid_from), "signals": signals,
+        "provenance": None if prov is None else _compact({
+            "seq": prov.seq, "recorded_at": prov.recorded_at.isoformat(), "agent": prov.agent,
+            "source": prov.source, "session": prov.session,
+        }),
+    })
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able builtins, with raw bytes (stored vectors) reduced to their size."""
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _event(event: Any) -> RESULT:
+    meta = event.meta
+    return _compact({
+        "seq": event.seq, "type": event.type, "recorded_at": _iso(event.recorded_at),
+        "valid_from": _iso(event.valid_from), "valid_to": _iso(event.valid_to),
+        "agent": meta.agent, "source": meta.source, "session": meta.session,
+        "payload": _plain(msgspec.to_builtins(event.payload, builtin_types=(bytes,))),
+    })
+
+
+def _hits(mem: Memory, hits: list[Hit], seq: int, *, with_index: bool) -> RESULT:
+    """A recall answer at ``seq``: the hits, plus the compressed index if asked for
+    (``recall(..., with_index=True)`` returns a list that carries it)."""
+    out: RESULT = {"namespace": mem.namespace, "seq": seq, "hits": [_hit(h) for h in hits]}
+    if with_index:
+        out["index"] = hits.index  # type: ignore[attr-defined]
+    return out
+
+
+# -- the server -----------------------------------------------------------------
+
+_READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+_WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+
+
+def build_server(
+    memory: Memory, *, grants: Iterable[str] = (), agent: str | None = "mcp", name: str = "engramdb"
+) -> MCPServer:
+    """An MCP server over ``memory``'s namespace plus the ``grants`` namespaces.
+
+    ``agent`` is recorded as the provenance of every write made through it.
+    The caller keeps ownership of ``memory`` (close it after the server stops).
+    """
+    scope = _Scope(memory, grants)
+    server: MCPServer = MCPServer(
+        name, instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
+    )
+    for tool, annotations in _tools(scope, agent):
+        server.add_tool(_guarded(tool), description=inspect.cleandoc(tool.__doc__ or ""),
+                        annotations=annotations, structured_output=True)
+    _resources(server, scope)
+    return server
+
+
+def _tools(scope: _Scope, agent: str | None) -> list[tuple[Callable[..., RESULT], ToolAnnotations]]:
+    def remember(
+        text: Annotated[str, Field(description="The fact, in one self-contained sentence "
+                                               "(resolve 'he'/'it' to names).")],
+        domain: Annotated[str | None, Field(description="Topic area, e.g. 'people', "
+                                                        "'projects', 'preferences'.")] = None,
+        kind: Annotated[str, Field(description="What it is: 'memory' (a fact, the default), "
+                                               "'entity' (a person, place, thing), 'event', "
+                                               "'decision', ...")] = "memory",
+        name: Annotated[str | None, Field(description="Name, for an entity (e.g. 'Maya'); "
+                                                      "recall finds it by name.")] = None,
+        attrs: Annotated[dict[str, Any] | None, Field(description=(
+            "Small JSON attributes, e.g. {\"city\": \"Lisbon\"}. With \"subject\" and "
+            "\"predicate\" (e.g. {\"subject\": \"Maya\", \"predicate\": \"lives_in\"}) "
+            "a new fact for the same slot replaces the old one automatically."
+        ))] = None,
+        valid_from: Annotated[str | None, Field(
+            description="When the fact became true in the world (ISO-8601), if not now."
+        )] = None,
+        source: Annotated[str | None, Field(description="Where it came from (a URL, a file, "
+                                                        "'user').")] = None,
+        session: Annotated[str | None, Field(description="Conversation/session id.")] = None,
+        supersedes: Annotated[str | list[str] | None, Field(description=(
+            "Id(s) of memories this one replaces (the fact changed): they stop being "
+            "current but stay readable with as_of."
+        ))] = None,
+        namespace: Namespace = None,
+    ) -> RESULT:
+        """Store a new memory (a fact, entity, event or decision) and return it with its id.
+
+        Use it for durable information worth knowing next time: preferences, facts
+        about people and projects, decisions and their reasons. One fact per call.
+        When a fact changes (Maya moved from Berlin to Lisbon), remember the new one
+        with `supersedes` set to the old memory's id: recall then returns only the
+        new fact, while as_of a time before the change still returns the old one.
+        Remembering exactly what a current memory already says writes nothing and
+        returns that memory with created=false."""
+        node = scope(namespace).remember(
+            text, domain=domain, kind=kind, name=name, attrs=attrs, valid_from=valid_from,
+            source=source, session=session, agent=agent, supersedes=supersedes,
+        )
+        return _node(node) | {"created": node.created, "superseded": list(node.superseded)}
+
+    def recall(
+        query: Annotated[str, Field(description="What you want to know, in natural language, "
+                                                "e.g. 'where does Maya live?'.")],
+        k: K = 10,
+        domains: Annotated[list[str] | None, Field(description="Only these domains.")] = None,
+        filters: Annotated[dict[str, Any] | None, Field(description=(
+            "Exact-match filters: {\"kind\": \"decision\"} or {\"attrs.city\": \"Lisbon\"}."
+        ))] = None,
+        valid_at: Annotated[str | None, Field(description="Only memories true in the world at "
+                                                          "this ISO-8601 time.")] = None,
+        with_index: WithIndex = False,
+        namespace: Namespace = None,
+    ) -> RESULT:
+        """Find the memories most relevant to a question (hybrid: meaning + keywords +
+        links between memories + recency), best first.
+
+        Call it before answering anything that depends on what was said or learned
+        earlier. Each hit has its id, text, score, the signals that found it and its
+        provenance (when it was recorded, by which agent, from which source/session)."""
+        mem = scope(namespace)
+        seq = mem.seq
+        hits = mem.recall(query, k=k, domains=domains, filters=filters, valid_at=valid_at,
+                          as_of=seq, with_index=with_index)
+        return _hits(mem, hits, seq, with_index=with_index)
+
+    def as_of(
+        query: Annotated[str, Field(description="What you want to know, in natural language.")],
+        when: When,
+        k: K = 10,
+        with_index: WithIndex = False,
+        namespace: Namespace = None,
+    ) -> RESULT:
+        """Recall as the memory stood at a past moment: later memories, updates and
+        links are invisible, so you see exactly what was known then.
+
+        Use it for questions like "what did we know about Acme on 1 March?" or to
+        compare a past answer with today's recall. `when` examples: '2026-03-01',
+        '2026-03-01T09:00:00+01:00', or a seq such as 42."""
+        mem = scope(namespace)
+        seq = mem.as_of(_when(when)).seq  # type: ignore[arg-type]
+        hits = mem.recall(query, k=k, as_of=seq, with_index=with_index)
+        return _hits(mem, hits, seq, with_index=with_index)
+
+    def get(id: MemoryId, as_of: OptionalWhen = None, namespace: Namespace = None) -> RESULT:
+        """Read one memory by id: its current text, name, domain, attributes, version
+        and times, or, with `as_of`, the version that was current then
+        (e.g. as_of='2026-03-01')."""
+        mem = scope(namespace)
+        reader = mem if as_of is None else mem.as_of(_when(as_of))  # type: ignore[arg-type]
+        return _node(reader.get(id))
+
+    def relate(
+        src: Annotated[str, Field(description="Id of the memory the link starts from.")],
+        rel: Annotated[str, Field(description="The relation, a short verb phrase in snake_case: "
+                                              "'works_at', 'lives_in', 'caused_by', 'part_of'.")],
+        dst: Annotated[str, Field(description="Id of the memory the link points to.")],
+        namespace: Namespace = None,
+    ) -> RESULT:
+        """Link two memories with a typed, directed edge src -rel-> dst
+        (e.g. Maya -works_at-> Acme). Links let recall find related memories that
+        share no words with the question, and appear in the index."""
+        edge = scope(namespace).relate(src, rel, dst, agent=agent)
+        return {"src": edge.src, "rel": edge.rel, "dst": edge.dst, "seq": edge.start}
+
+    def forget(
+        id: MemoryId,
+        reason: Annotated[str | None, Field(description="Why (kept in history).")] = None,
+        namespace: Namespace = None,
+    ) -> RESULT:
+        """Forget a memory: it disappears from recall, get and the index at once, and
+        its content is erased from disk at the next compaction. History keeps only
+        that it was forgotten, when, by whom and why. Use it for facts that are
+        wrong or that the user asks you to forget; it cannot be undone."""
+        event = scope(namespace).forget(id, reason=reason, agent=agent)
+        return _compact({"id": event.stream, "forgotten": True, "seq": event.seq,
+                         "reason": reason})
+
+    def history(id: MemoryId, namespace: Namespace = None) -> RESULT:
+        """Every change to a memory, oldest first: created, updated, forgotten,
+        with when, by which agent, from which source/session, and what changed.
+        Use it to explain where a fact came from or how it evolved."""
+        events = scope(namespace).history(id)
+        return {"id": id, "events": [_event(e) for e in events]}
+
+    def index(
+        max_tokens: Annotated[int | None, Field(description="Token budget for the index "
+                                                            "(omit for the default).")] = None,
+        as_of: OptionalWhen = None,
+        namespace: Namespace = None,
+    ) -> RESULT:
+        """A compact markdown table of contents of the whole memory: its domains,
+        the main entities in each and the links across domains. Read it at the
+        start of a task to know what is there and how X relates to Y, then use
+        recall/get for details."""
+        mem = scope(namespace)
+        text = mem.index(max_tokens=max_tokens, as_of=_when(as_of))
+        return {"namespace": mem.namespace, "index": text}
+
+    return [
+        (remember, _WRITE), (recall, _READ), (relate, _WRITE),
+        (forget, ToolAnnotations(read_only_hint=False, destructive_hint=True,
+                                 idempotent_hint=False, open_world_hint=False)),
+        (history, _READ), (as_of, _READ), (index, _READ), (get, _READ),
+    ]
+
+
+def _resources(server: MCPServer, scope: _Scope) -> None:
+    def read(namespace: str | None) -> str:
+        try:
+            return scope(namespace).index()
+        except EngramError as exc:
+            raise _resource_error(exc) from exc
+
+    @server.resource("engram://index", name="index", mime_type="text/markdown",
+                     description="The compressed index of this server's namespace: domains, "
+                                 "main entities and cross-domain links, as markdown. Put it "
+                                 "in context to know what the memory holds.")
+    def home_index() -> str:
+        return read(None)
+
+    @server.resource("engram://index/{namespace}", name="namespace_index",
+                     mime_type="text/markdown",
+                     description="The compressed index of a granted namespace.")
+    def namespace_index(namespace: str) -> str:
+        return read(namespace)
+
+
+# -- running --------------------------------------------------------------------
+
+Transport = Literal["stdio", "streamable-http"]
+
+
+def run(
+    store: str,
+    *,
+    transport: Transport = "stdio",
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    namespace: str = "default",
+    grants: Iterable[str] = (),
+    read_only: bool = False,
+    embedder: Embedder | Literal["default"] | None = "default",
+) -> None:
+    """Open ``store`` and serve it until the client disconnects (stdio) or the
+    process is stopped (HTTP). Nothing but JSON-RPC is written to stdout.
+
+    ``read_only`` serves beside another process that holds the writer lock;
+    the write tools then fail with ``read_only``. ``embedder`` is as for
+    :meth:`Memory.open <engramdb.memory.Memory.open>`."""
+    if transport not in ("stdio", "streamable-http"):
+        raise InvalidInput("transport must be 'stdio' or 'streamable-http'")
+    with Memory.open(store, namespace=namespace, read_only=read_only, embedder=embedder) as mem:
+        server = build_server(mem, grants=grants)
+        if transport == "stdio":
+            server.run("stdio")
+        else:
+            server.run("streamable-http", host=host, port=port)

@@ -1,0 +1,144 @@
+"""Supersession and idempotent remembering: what ``Memory.remember`` writes.
+
+``remember(text, ..., supersedes=old_id)`` — or a memory filling the same
+``attrs.subject`` + ``attrs.predicate`` slot as a current one (see
+:mod:`engramdb.cognition.facts`) — commits, in one append:
+
+1. ``node.created`` for the new memory (its ``valid_from`` defaults to now);
+2. for each memory it replaces, a ``node.updated`` that only sets
+   ``valid_to`` to the new memory's ``valid_from`` (unless it already ended
+   earlier), so ``recall(valid_at=...)`` before the change finds the old fact;
+3. an edge ``new -supersedes-> old`` for each, so every view knows which
+   memory replaced which, and ``as_of`` a seq before the commit sees neither.
+
+No new event type is needed: supersession is a validity interval plus a typed
+edge, both time-travelable by the existing projections.
+
+An exact re-remember (same namespace, kind, text, domain, name and attributes
+as a live, current memory) writes nothing and returns that memory with
+``created=False``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+
+from ..errors import Conflict, InvalidInput
+from ..events import EDGE_ADDED, NODE_UPDATED, Draft, EdgeAdded, NodeUpdated, edge_stream
+from ..projections import Node
+from ..view import Reader
+from .facts import SUPERSEDES, FactIndex, content_key, slot_of
+
+__all__ = ["Remembered", "RememberPlan", "plan_remember", "remembered", "superseded_at",
+           "current_only"]
+
+
+class Remembered(Node, frozen=True, kw_only=True, gc=False):
+    """What :meth:`Memory.remember` returns: the memory (a :class:`Node`), plus
+    ``created`` (False when an identical live memory already existed and nothing
+    was written) and ``superseded`` (the ids of the memories it replaced)."""
+
+    created: bool = True
+    superseded: tuple[str, ...] = ()
+
+
+class RememberPlan(msgspec.Struct, frozen=True):
+    existing: str | None
+    drafts: list[Draft]
+    superseded: tuple[str, ...]
+
+
+def _ids(supersedes: str | Sequence[str] | None) -> list[str]:
+    if supersedes is None:
+        return []
+    ids = [supersedes] if isinstance(supersedes, str) else list(supersedes)
+    if not all(isinstance(i, str) for i in ids):
+        raise InvalidInput("supersedes takes a memory id or a list of ids")
+    return list(dict.fromkeys(ids))
+
+
+def plan_remember(
+    reader: Reader, facts: FactIndex, draft: Draft, supersedes: str | Sequence[str] | None,
+    *, now: int,
+) -> RememberPlan:
+    """The drafts that remember ``draft`` (a ``node.created``): none if it is an
+    exact duplicate, else it, closing updates and ``supersedes`` edges.
+
+    Call it and append the result under ``facts.guard(...)`` so no remember of the
+    same content or slot slips in between the check and the write."""
+    p: dict[str, Any] = draft.payload
+    attrs = p.get("attrs", {})
+    explicit = _ids(supersedes)
+    dup = facts.duplicate_of(content_key(draft.namespace, p.get("kind", "memory"), p["text"],
+                                         p.get("domain"), p.get("name"), attrs))
+    if dup is not None and reader.exists(dup):
+        missing = [i for i in explicit if not _supersedes(reader, dup, i)]
+        if missing:
+            raise Conflict(f"an identical memory {dup} exists and does not supersede {missing}",
+                           existing=dup)
+        return RememberPlan(dup, [], ())
+    if draft.stream in explicit:
+        raise InvalidInput("a memory cannot supersede itself")
+    olds = [reader.get(i) for i in explicit]  # NotFound for unknown ids; nothing written
+    slot = slot_of(draft.namespace, attrs)
+    if slot is not None:
+        known = {o.id for o in olds}
+        olds += [reader.get(i) for i in facts.current_in_slot(slot)
+                 if i not in known and reader.exists(i)]
+    if not olds:
+        return RememberPlan(None, [draft], ())
+    start = draft.valid_from if draft.valid_from is not None else now
+    drafts = [msgspec.structs.replace(draft, valid_from=start)]
+    for old in olds:
+        if old.valid_to is None or old.valid_to > start:
+            drafts.append(Draft(type=NODE_UPDATED, stream=old.id, namespace=draft.namespace,
+                                payload=NodeUpdated(), meta=draft.meta, valid_to=start))
+    for old in olds:
+        drafts.append(Draft(
+            type=EDGE_ADDED, stream=edge_stream(draft.stream, SUPERSEDES, old.id),
+            namespace=draft.namespace, meta=draft.meta,
+            payload=EdgeAdded(src=draft.stream, rel=SUPERSEDES, dst=old.id),
+        ))
+    return RememberPlan(None, drafts, tuple(o.id for o in olds))
+
+
+def remembered(node: Node, *, created: bool, superseded: tuple[str, ...] = ()) -> Remembered:
+    fields = {f: getattr(node, f) for f in node.__struct_fields__}
+    return Remembered(**fields, created=created, superseded=superseded)
+
+
+def _supersedes(reader: Reader, src: str, dst: str) -> bool:
+    return any(e.dst == dst for e in reader._adjacency.edges(src, reader.seq, rel=SUPERSEDES))
+
+
+def superseded_at(reader: Reader, node_id: str) -> bool:
+    """Whether a live memory supersedes ``node_id`` as of the reader's seq."""
+    at = reader.seq
+    for e in reader._adjacency.edges(node_id, at, direction="in", rel=SUPERSEDES):
+        other = reader._nodes.get(e.src, at)
+        if other is not None and not other.forgotten:
+            return True
+    return False
+
+
+def current_only(
+    reader: Reader, accept: Callable[[Node], bool] | None, facts: FactIndex | None = None,
+) -> Callable[[Node], bool] | None:
+    """``accept`` narrowed to memories nothing supersedes as of the reader's seq.
+
+    ``facts`` (present state) answers for a reader at the store's head with one
+    dict lookup, or not at all while nothing is superseded; older readers ask
+    the adjacency intervals."""
+    if facts is not None and reader.seq >= reader._store.head:
+        if not facts.any_superseded():
+            return accept
+        gone = facts.is_superseded
+        if accept is None:
+            return lambda n: not gone(n.id)
+        return lambda n: accept(n) and not gone(n.id)
+    if accept is None:
+        return lambda n: not superseded_at(reader, n.id)
+    return lambda n: accept(n) and not superseded_at(reader, n.id)

@@ -1,0 +1,318 @@
+"""Supersession: explicit and by subject/predicate slot; as-of and valid-at before the
+change; idempotent re-remember; the facts projection survives restarts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engramdb import Conflict, InvalidInput, Memory, Node, NotFound
+from engramdb.cognition import FactIndex, Remembered
+from engramdb.events import EDGE_ADDED, NODE_CREATED, NODE_UPDATED, to_us
+from engramdb.recall.embed import HashingEmbedder
+
+LIVES = {"subject": "Maya", "predicate": "lives_in"}
+
+
+@pytest.fixture
+def mem() -> Iterator[Memory]:
+    m = Memory.open(":memory:", embedder=HashingEmbedder(dim=64))
+    yield m
+    m.close()
+
+
+def texts(hits: list) -> list[str]:
+    return [h.text for h in hits]
+
+
+def event_types(mem: Memory, after: int) -> list[str]:
+    return [e.type for e in mem.store.log.read(after=after)]
+
+
+def test_explicit_supersedes_closes_validity_and_links_in_one_commit(mem: Memory) -> None:
+    old = mem.remember("The API key rotates monthly", valid_from="2026-01-01")
+    before = mem.seq
+    new = mem.remember("The API key rotates weekly", supersedes=old.id, valid_from="2026-06-01")
+    assert isinstance(new, Node) and isinstance(new, Remembered)
+    assert new.created and new.superseded == (old.id,)
+    assert event_types(mem, before) == [NODE_CREATED, "vector.stored", NODE_UPDATED, EDGE_ADDED]
+    assert len({e.recorded_at for e in mem.store.log.read(after=before)}) == 1  # one commit
+    closed = mem.get(old.id)
+    assert closed.valid_to == to_us("2026-06-01") == new.valid_from
+    assert closed.text == "The API key rotates monthly"  # only validity changed
+    assert [n.node.id for n in mem.neighbors(new.id, rel="supersedes")] == [old.id]
+
+
+def test_valid_from_defaults_to_now_when_superseding(mem: Memory) -> None:
+    clock = FakeClock(to_us("2026-05-01T12:00:00"))
+    m = Memory.open(":memory:", embedder=HashingEmbedder(dim=64), clock=clock)
+    old = m.remember("Standup is at 9")
+    new = m.remember("Standup is at 10", supersedes=old.id)
+    assert new.valid_from == clock.now == m.get(old.id).valid_to
+    m.close()
+
+
+def test_recall_prefers_current_fact_and_as_of_before_returns_old(mem: Memory) -> None:
+    old = mem.remember("Maya lives in Berlin", attrs=LIVES)
+    before = mem.seq
+    new = mem.remember("Maya lives in Lisbon", attrs=LIVES)
+    assert new.superseded == (old.id,)
+    assert texts(mem.recall("where does Maya live", k=5)) == ["Maya lives in Lisbon"]
+    assert texts(mem.recall("Maya Berlin", k=5)) == ["Maya lives in Lisbon"]  # old filtered
+    assert texts(mem.recall("where does Maya live", k=5, as_of=before)) == ["Maya lives in Berlin"]
+    assert mem.as_of(before).get(old.id).valid_to is None
+    # the old memory is still readable by id, with its validity closed
+    assert mem.get(old.id).valid_to == new.valid_from
+
+
+
+def test_as_of_after_the_change_also_prefers_the_current_fact(mem: Memory) -> None:
+    mem.remember("Maya lives in Berlin", attrs=LIVES)
+    new = mem.remember("Maya lives in Lisbon", attrs=LIVES)
+    after = mem.seq
+    mem.remember("Maya likes the sea")  # the head moves on: as_of(after) is a past view
+    assert texts(mem.recall("where does Maya live", k=5, as_of=after)) == ["Maya lives in Lisbon"]
+    # forgetting is retroactive: once the new fact is forgotten, no view has it,
+    # so the old one is current again in every view
+    mem.forget(new.id)
+    assert texts(mem.recall("where does Maya live", k=5, as_of=after)) == ["Maya lives in Berlin"]
+    assert "Maya lives in Berlin" in texts(mem.recall("where Maya lives", k=5))
+
+def test_valid_at_before_the_change_returns_the_old_fact(mem: Memory) -> None:
+    mem.remember("Deploys happen on Fridays", attrs={"subject": "deploys", "predicate": "day"},
+                 valid_from="2026-01-01")
+    mem.remember("Deploys happen on Tuesdays", attrs={"subject": "Deploys", "predicate": "DAY"},
+                 valid_from="2026-03-15")
+    assert texts(mem.recall("when do deploys happen", k=5, valid_at="2026-02-01")) == [
+        "Deploys happen on Fridays"]
+    assert texts(mem.recall("when do deploys happen", k=5, valid_at="2026-04-01")) == [
+        "Deploys happen on Tuesdays"]
+    assert texts(mem.recall("when do deploys happen", k=5)) == ["Deploys happen on Tuesdays"]
+
+
+def test_slot_needs_subject_and_predicate_and_names_do_not_supersede(mem: Memory) -> None:
+    a = mem.remember("Maya likes tea", name="Maya")
+    b = mem.remember("Maya likes chess", name="Maya")
+    c = mem.remember("Maya owns a cat", attrs={"subject": "Maya"})
+    d = mem.remember("Maya owns a dog", attrs={"subject": "Maya"})
+    assert not (b.superseded or c.superseded or d.superseded)
+    assert {h.id for h in mem.recall("Maya", k=10)} == {a.id, b.id, c.id, d.id}
+    other = mem.remember("Maya lives in Rome", attrs={"subject": "Maya", "predicate": "lives_in"})
+    assert other.superseded == ()  # first in its slot
+
+
+def test_exact_re_remember_is_idempotent_and_says_so(mem: Memory) -> None:
+    first = mem.remember("Lena prefers email", domain="people", attrs={"b": 1, "a": [1, 2]})
+    head = mem.seq
+    again = mem.remember("Lena prefers email", domain="people", attrs={"a": [1, 2], "b": 1})
+    assert again.created is False and again.id == first.id and mem.seq == head
+    # anything different is a new memory
+    for variant in ({"domain": "work"}, {"kind": "fact"}, {"name": "Lena"},
+                    {"attrs": {"b": 2, "a": [1, 2]}}):
+        spec = {"domain": "people", "attrs": {"b": 1, "a": [1, 2]}, **variant}
+        assert mem.remember("Lena prefers email", **spec).created
+    assert mem.remember("Lena prefers e-mail", domain="people").created
+    assert mem.namespaced("other").remember("Lena prefers email", domain="people",
+                                            attrs={"b": 1, "a": [1, 2]}).created
+
+
+def test_re_remember_after_forget_or_supersession_creates_again(mem: Memory) -> None:
+    a = mem.remember("Office is on floor 3")
+    mem.forget(a.id)
+    b = mem.remember("Office is on floor 3")
+    assert b.created and b.id != a.id
+    c = mem.remember("Office is on floor 4", supersedes=b.id)
+    again = mem.remember("Office is on floor 3")  # the fact is true again: a new memory
+    assert again.created and again.id != b.id
+    assert mem.remember("Office is on floor 4").created is False  # c is still current
+    assert c.created
+
+
+def test_update_changes_what_counts_as_a_duplicate(mem: Memory) -> None:
+    a = mem.remember("draft one")
+    mem.update(a.id, text="draft two")
+    assert mem.remember("draft two").created is False
+    assert mem.remember("draft one").created
+
+
+def test_bad_supersedes_writes_nothing(mem: Memory) -> None:
+    a = mem.remember("a fact")
+    head = mem.seq
+    with pytest.raises(NotFound):
+        mem.remember("another fact", supersedes="no-such-id")
+    with pytest.raises(InvalidInput):
+        mem.remember("another fact", supersedes=[a.id, 3])  # type: ignore[list-item]
+    with pytest.raises(InvalidInput):
+        mem.remember("self", id="x1", supersedes="x1")
+    with pytest.raises(NotFound):  # another namespace's memory is not visible
+        mem.namespaced("other").remember("b", supersedes=a.id)
+    b = mem.remember("b fact")
+    with pytest.raises(Conflict):  # identical to a live memory that does not supersede b
+        mem.remember("a fact", supersedes=b.id)
+    assert mem.seq == head + 2  # only b and its vector were written
+    assert mem.get(b.id).valid_to is None
+
+
+def test_superseding_several_and_chains(mem: Memory) -> None:
+    a = mem.remember("Team size is 4")
+    b = mem.remember("Team size is four people")
+    c = mem.remember("Team size is 5", supersedes=[a.id, b.id])
+    assert set(c.superseded) == {a.id, b.id}
+    d = mem.remember("Team size is 6", supersedes=c.id)
+    assert texts(mem.recall("team size", k=5)) == ["Team size is 6"]
+    assert d.superseded == (c.id,)
+    # forgetting the newer memory makes the older one current again
+    mem.forget(d.id)
+    assert texts(mem.recall("team size", k=5)) == ["Team size is 5"]
+
+
+def test_an_earlier_valid_to_is_kept(mem: Memory) -> None:
+    a = mem.remember("Promo runs", valid_from="2026-01-01", valid_to="2026-02-01")
+    mem.remember("Promo ended", supersedes=a.id, valid_from="2026-03-01")
+    assert mem.get(a.id).valid_to == to_us("2026-02-01")
+
+
+
+def test_concurrent_identical_remembers_create_one_memory(mem: Memory) -> None:
+    import threading
+
+    barrier = threading.Barrier(8)
+    results: list[Remembered] = []
+
+    def go() -> None:
+        barrier.wait()
+        results.append(mem.remember("the same fact", attrs={"subject": "x", "predicate": "y"}))
+
+    threads = [threading.Thread(target=go) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.created for r in results) == 1
+    assert len({r.id for r in results}) == 1
+
+
+def facts_state(mem: Memory) -> dict:
+    proj = mem.store.projection("facts")
+    assert isinstance(proj, FactIndex)
+    return proj.state()
+
+
+def build_history(mem: Memory) -> None:
+    a = mem.remember("Maya lives in Berlin", attrs=LIVES)
+    mem.remember("Maya lives in Lisbon", attrs=LIVES)
+    b = mem.remember("note", domain="x")
+    mem.update(b.id, text="note 2", attrs={"k": 1})
+    c = mem.remember("to forget", supersedes=a.id)
+    mem.forget(c.id)
+    mem.remember("Team size is 4", attrs={"subject": "team", "predicate": "size"})
+
+
+def test_facts_projection_incremental_equals_replay_and_snapshot(tmp_path: Path) -> None:
+    path = tmp_path / "s.engram"
+    with Memory.open(path, embedder=None) as mem:
+        build_history(mem)
+        live = facts_state(mem)
+        mem.store.rebuild()
+        assert facts_state(mem) == live
+    with Memory.open(path, embedder=None) as again:  # restored from the snapshot
+        assert again.store.restored.get("facts") == again.seq
+        assert facts_state(again) == live
+        assert again.remember("Maya lives in Lisbon", attrs=LIVES).created is False
+        assert again.remember("Team size is 5", attrs={"subject": "team", "predicate": "size"}
+                              ).superseded
+    fresh = FactIndex()
+    with Memory.open(path, embedder=None, read_only=True) as ro:
+        for e in ro.store.log.read():
+            fresh.process(e)
+        restored = FactIndex()
+        restored.restore(ro.store.projection("facts").snapshot())
+        assert fresh.state() == restored.state() == facts_state(ro)
+
+
+class FakeClock:
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+# -- random histories: incremental == full replay == snapshot + tail -------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from engramdb.cognition import AccessStats, Outcomes  # noqa: E402
+
+TEXTS = ["alpha", "beta", "gamma", "alpha beta"]
+SLOTS = [None, {"subject": "s", "predicate": "p"}, {"subject": "S", "predicate": "q"}]
+OPS = st.one_of(
+    st.tuples(st.just("remember"), st.integers(0, 3), st.integers(0, 2)),
+    st.tuples(st.just("supersede"), st.integers(0, 9), st.integers(0, 3)),
+    st.tuples(st.just("update"), st.integers(0, 9), st.integers(0, 3)),
+    st.tuples(st.just("forget"), st.integers(0, 9), st.integers(0, 0)),
+    st.tuples(st.just("read"), st.integers(0, 9), st.integers(1, 300)),
+    st.tuples(st.just("outcome"), st.integers(0, 9), st.integers(0, 3)),
+    st.tuples(st.just("relate"), st.integers(0, 9), st.integers(0, 9)),
+)
+NAMES = ("facts", "outcomes", "accesses")
+
+
+def apply(mem: Memory, ids: list[str], op: tuple[str, int, int]) -> None:
+    kind, a, b = op
+    pick = ids[a % len(ids)] if ids else None
+    try:
+        if kind == "remember":
+            ids.append(mem.remember(TEXTS[a], attrs=SLOTS[b]).id)
+        elif pick is None:
+            return
+        elif kind == "supersede":
+            ids.append(mem.remember(TEXTS[b] + " v2", supersedes=pick).id)
+        elif kind == "update":
+            mem.update(pick, text=TEXTS[b])
+        elif kind == "forget":
+            mem.forget(pick)
+        elif kind == "read":
+            for _ in range(b):
+                mem.get(pick)
+        elif kind == "outcome":
+            mem.record_outcome(pick, ["success", "failure"][b % 2], goal=["g1", None][b // 2])
+        elif kind == "relate":
+            mem.relate(pick, ["supersedes", "contradicts", "caused"][b % 3], ids[b % len(ids)])
+    except (NotFound, Conflict):
+        pass  # forgotten memories, duplicates that do not supersede: nothing written
+
+
+def state(proj: object) -> object:
+    return proj.state()  # type: ignore[attr-defined]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(first=st.lists(OPS, max_size=15), second=st.lists(OPS, max_size=15))
+def test_cognition_projections_equal_replay_and_snapshot_plus_tail(first, second) -> None:
+    kinds = {"facts": FactIndex, "outcomes": Outcomes, "accesses": AccessStats}
+    with Memory.open(":memory:", embedder=None, record_reads=True) as mem:
+        ids: list[str] = []
+        for op in first:
+            apply(mem, ids, op)
+        mem.flush_accesses()
+        mid = mem.seq
+        snaps = {n: mem.store.projection(n).snapshot() for n in NAMES}
+        for op in second:
+            apply(mem, ids, op)
+        mem.flush_accesses()
+        events = list(mem.store.log.read())
+        for name in NAMES:
+            live = mem.store.projection(name)
+            fresh, restored = kinds[name](), kinds[name]()
+            for e in events:
+                fresh.process(e)
+            restored.restore(snaps[name])
+            for e in events:
+                if e.seq > mid:
+                    restored.process(e)
+            assert state(fresh) == state(live) == state(restored), name
+            assert fresh.snapshot() == live.snapshot() == restored.snapshot(), name
