@@ -257,6 +257,33 @@ def test_export_import_round_trip_is_lossless(tmp_path: Path) -> None:
         assert b.check().ok
 
 
+def parquet_text(path: Path) -> str:
+    import pyarrow.parquet as pq
+
+    return json.dumps(pq.read_table(path).to_pylist(), default=str)
+
+
+def test_export_never_carries_forgotten_content(tmp_path: Path) -> None:
+    store = tmp_path / "a.engram"
+    with open_mem(store) as mem:
+        keep = mem.remember("Acme Robotics builds schedulers", name="Acme")
+        secret = mem.remember("the vault code is 93-71-12", name="Vault", domain="secrets")
+        mem.relate(keep.id, "guards", secret.id, attrs={"note": "vault code 93-71-12"})
+        mem.forget(secret.id)  # forgotten, not yet compacted
+        plain, full = tmp_path / "plain.parquet", tmp_path / "full.parquet"
+        mem.export_events(plain)
+        mem.export_events(full, include_forgotten=True)
+    assert "93-71-12" not in parquet_text(plain)
+    assert "93-71-12" in parquet_text(full)  # the opt-in really is the whole log
+    with open_mem(store) as mem:
+        mem.compact()
+    compacted = raw_log(store)
+    target = tmp_path / "b.engram"
+    with open_mem(target) as mem:
+        mem.import_events(plain)
+    assert raw_log(target) == compacted  # the export is the store as compaction leaves it
+
+
 def test_import_is_refused_by_a_non_empty_store(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     source, target = tmp_path / "a.engram", tmp_path / "b.engram"
@@ -445,7 +472,8 @@ def test_in_memory_stores_export_import_and_check(tmp_path: Path) -> None:
         a.update(node.id, text="Maya lives in Lisbon")
         a.forget(a.remember("temporary").id)
         assert a.check().ok
-        assert a.export_events(tmp_path / "m.parquet") == len(list(a.store.log.read()))
+        exported = a.export_events(tmp_path / "m.parquet", include_forgotten=True)
+        assert exported == len(list(a.store.log.read()))
         with Memory.open(":memory:", embedder=HashingEmbedder()) as b:
             b.import_events(tmp_path / "m.parquet")
             assert list(b.store.log.read()) == list(a.store.log.read())

@@ -61,7 +61,14 @@ from .cognition.agent import Clock, Cognition
 from .cognition.outcomes import Outcome
 from .cognition.query import Query
 from .cognition.salience import SalienceExplanation, SalienceSettings
-from .cognition.supersession import Remembered, current_only, plan_remember, remembered
+from .cognition.supersession import (
+    Remembered,
+    current_only,
+    plan_remember,
+    plan_supersedes,
+    remembered,
+    reopen_drafts,
+)
 from .cognition.context import Context, ContextInfo, list_contexts, open_context
 from .cognition.staging import ContextsProjection, staged_redactions
 from .cognition.prefetch import PrefetchSettings, PrefetchStats, prefetcher_for
@@ -86,6 +93,39 @@ __all__ = ["Memory"]
 
 
 _UNSET: Any = UNSET
+
+#: The keys an item of :meth:`Memory.remember_many` may have (``remember``'s keywords).
+_BATCH_KEYS = frozenset({"text", "domain", "kind", "name", "attrs", "valid_from", "valid_to",
+                         "source", "agent", "session", "id", "supersedes"})
+
+
+def _batch_item(index: int, item: Any) -> dict[str, Any]:
+    """One ``remember_many`` item as keywords, or :class:`InvalidInput` naming it."""
+    if isinstance(item, str):
+        return {"text": item}
+    if not isinstance(item, Mapping):
+        raise InvalidInput(f"item {index}: expected a text or a dict, got {type(item).__name__}")
+    unknown = sorted(str(k)[:40] for k in item if k not in _BATCH_KEYS)
+    if unknown:
+        raise InvalidInput(f"item {index}: unknown key(s) {', '.join(map(repr, unknown))}",
+                           item=index, keys=unknown)
+    if "text" not in item:
+        raise InvalidInput(f"item {index}: 'text' is required", item=index)
+    return dict(item)
+
+
+def _attrs(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"attrs must be a mapping, got {type(value).__name__}")
+    return dict(value)
+
+
+def _names(value: Any, label: str) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise InvalidInput(f"{label} must be a list of strings")
+    return list(value)
 
 
 class Memory(Reader):
@@ -287,16 +327,30 @@ class Memory(Reader):
         return remembered(self._nodes_get(event.stream, event.seq), created=True,
                           superseded=plan.superseded)
 
-    def remember_many(self, items: Iterable[Mapping[str, Any] | str]) -> list[Node]:
-        """Store many memories in one atomic commit. Items are texts or keyword dicts."""
-        drafts = []
-        for item in items:
-            spec = {"text": item} if isinstance(item, str) else dict(item)
+    def remember_many(self, items: Iterable[Mapping[str, Any] | str]) -> list[Remembered]:
+        """Store many memories in one atomic commit: all of them, or (on any bad
+        item, :class:`InvalidInput` naming it) none. Items are texts or dicts of
+        :meth:`remember`'s keywords, ``supersedes`` included (ids of memories that
+        exist before this call). Unlike :meth:`remember` it is a bulk write: no
+        duplicate detection and no supersession by ``subject`` + ``predicate`` slot."""
+        if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+            raise InvalidInput("remember_many takes a list of texts or dicts")
+        reader, now = View(self, self._at()), self._cog.clock()
+        drafts: list[Draft] = []
+        superseded: dict[str, tuple[str, ...]] = {}
+        for index, item in enumerate(items):
+            spec = _batch_item(index, item)
+            supersedes = spec.pop("supersedes", None)
             meta = self._meta(spec.pop("agent", None), spec.pop("source", None),
                               spec.pop("session", None))
-            drafts.append(self._created_draft(meta=meta, **spec))
+            draft = self._created_draft(meta=meta, **spec)
+            planned, superseded[draft.stream] = plan_supersedes(reader, draft, supersedes,
+                                                                now=now)
+            drafts.extend(planned)
         events = self._append(self._with_vectors(drafts))
-        return [self._nodes_get(e.stream, e.seq) for e in events if e.type == NODE_CREATED]
+        return [remembered(self._nodes_get(e.stream, e.seq), created=True,
+                           superseded=superseded[e.stream])
+                for e in events if e.type == NODE_CREATED]
 
     def _with_vectors(self, drafts: list[Draft]) -> list[Draft]:
         """Add ``vector.stored`` drafts after each draft that sets text (one batch embed
@@ -315,7 +369,7 @@ class Memory(Reader):
             if value is not None and not isinstance(value, str):
                 raise InvalidInput(f"{label} must be a string")
         payload = {"kind": kind, "text": text, "name": name, "domain": domain,
-                   "attrs": dict(attrs or {})}
+                   "attrs": _attrs(attrs)}
         return Draft(
             type=NODE_CREATED, stream=node_id, namespace=self.namespace,
             payload={k: v for k, v in payload.items() if v is not None},
@@ -344,7 +398,7 @@ class Memory(Reader):
         current = Reader.get(self, node_id)  # a write, not a read to count
         payload = NodeUpdated(
             text=text, name=name, domain=domain, kind=kind,
-            attrs=dict(attrs or {}), unset=list(unset),
+            attrs=_attrs(attrs), unset=_names(unset, "unset"),
         )
         draft = Draft(
             type=NODE_UPDATED, stream=current.id, namespace=self.namespace,
@@ -372,7 +426,7 @@ class Memory(Reader):
         event = self._append([
             Draft(
                 type=EDGE_ADDED, stream=edge_stream(a.id, rel, b.id), namespace=self.namespace,
-                payload=EdgeAdded(src=a.id, rel=rel, dst=b.id, attrs=dict(attrs or {})),
+                payload=EdgeAdded(src=a.id, rel=rel, dst=b.id, attrs=_attrs(attrs)),
                 meta=self._meta(agent, source, session),
             )
         ])[0]
@@ -401,17 +455,24 @@ class Memory(Reader):
 
     def forget(self, node_id: str, *, reason: str | None = None, agent: str | None = None) -> Event:
         """Tombstone a memory. Its content disappears from every view now and from
-        disk at the next :meth:`compact`; history keeps that, when and by whom."""
+        disk at the next :meth:`compact`; history keeps that, when and by whom.
+        Memories it superseded are current again, their validity reopened in the
+        same commit (see :func:`~engramdb.cognition.supersession.reopen_drafts`)."""
         node = Reader.get(self, node_id)
-        payload = NodeForgotten(reason=reason)
+        meta = self._meta(agent, None, None)
         return self._append([
             Draft(type=NODE_FORGOTTEN, stream=node.id, namespace=self.namespace,
-                  payload=payload, meta=self._meta(agent, None, None))
+                  payload=NodeForgotten(reason=reason), meta=meta),
+            *reopen_drafts(View(self, self._at()), node.id, meta),
         ])[0]
 
     def compact(self) -> int:
         """Physically erase the content of forgotten memories (and their edges'
         attributes) from every file of the store. Returns the events redacted."""
+        return self._store.compact(self._forgotten_seqs())
+
+    def _forgotten_seqs(self) -> list[int]:
+        """The seqs of every event whose content a forget covers (what compaction erases)."""
         forgotten: set[str] = set()
         last_forget: dict[str, int] = {}  # namespace -> seq of its last forget
         seqs: list[int] = []
@@ -432,7 +493,7 @@ class Memory(Reader):
             elif e.type == OUTCOME_RECORDED and e.payload.memory_id in forgotten:
                 seqs.append(e.seq)  # an outcome's goal and label describe the memory
         seqs.extend(staged_redactions(events, forgotten))  # closed contexts' staged copies
-        return self._store.compact(seqs)
+        return seqs
 
     def _nodes_get(self, node_id: str, seq: int) -> Node:
         node = self._nodes.get(node_id, seq)
@@ -561,7 +622,7 @@ class Memory(Reader):
             attrs = {"session": session, "turn": index, **({"speaker": speaker} if speaker else {})}
             if turn.get("id") is not None:
                 attrs["dia_id"] = turn["id"]
-            attrs.update(turn.get("attrs") or {})
+            attrs.update(_attrs(turn.get("attrs")))
             drafts.append(self._created_draft(
                 f"{speaker}: {turn['text']}" if speaker else turn["text"], meta=meta,
                 kind="turn", domain=domain, attrs=attrs, valid_from=turn.get("time", at),
@@ -577,13 +638,24 @@ class Memory(Reader):
 
     # -- whole-store operations --------------------------------------------------
 
-    def export_events(self, path: str | os.PathLike[str]) -> int:
+    def export_events(
+        self, path: str | os.PathLike[str], *, include_forgotten: bool = False
+    ) -> int:
         """Write the whole event log (every namespace) to a Parquet file, losslessly;
-        returns the number of events. Needs the ``parquet`` extra (pyarrow)."""
+        returns the number of events. Needs the ``parquet`` extra (pyarrow).
+
+        Forgotten content never leaves the store: unless ``include_forgotten``,
+        events a forget covers are written as the redaction markers
+        :meth:`compact` would leave, so the file holds what the store holds
+        after compaction (same seqs, ids and times; the content is gone).
+        """
         from .store.parquet import write_events
 
         head = self._store.head
-        return write_events(path, self._store.log.read_raw(upto=head),
+        raw = self._store.log.read_raw(upto=head)
+        if not include_forgotten:
+            raw = self._store.log.redact_raw(raw, set(self._forgotten_seqs()))
+        return write_events(path, raw,
                             metadata={"store_id": self._store.store_id, "head": head})
 
     def import_events(self, path: str | os.PathLike[str]) -> int:

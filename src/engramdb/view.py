@@ -31,7 +31,7 @@ from .projections import OPEN, Adjacency, Bridge, CrossDomain, DomainIndex, Edge
 if TYPE_CHECKING:
     from .store import EventStore
 
-__all__ = ["Reader", "View", "Neighbor", "Provenance"]
+__all__ = ["Reader", "View", "Neighbor", "Provenance", "parse_seq", "resolve_seq"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,11 +233,26 @@ class View(Reader):
         return f"View(namespace={self.namespace!r}, seq={self._seq})"
 
 
+def parse_seq(text: str) -> int | None:
+    """``text`` as a seq if it spells one, else None: ASCII digits only, so ``"42"``
+    is seq 42 while ``"²"``, ``"٣"`` and ``" 42"`` are not (``str.isdigit`` alone
+    would take the first two and ``int()`` would then fail or mean something else).
+    The one rule every adapter (CLI, HTTP, MCP) uses for "a seq or a time"."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    if len(text) > 19:
+        raise InvalidInput("a seq must fit in 64 bits")
+    return int(text)
+
+
 def resolve_seq(store: EventStore, when: datetime | int | str) -> int:
-    """A seq from a seq (int) or a time (datetime / ISO string)."""
+    """A seq from a seq (an int, or a string of ASCII digits such as ``"42"``) or a
+    time (a datetime or an ISO-8601 string). A seq past the head reads the head."""
     head = store.head
-    if isinstance(when, bool):
+    if isinstance(when, bool) or when is None:
         raise InvalidInput("as_of takes a datetime, an ISO time string or a seq")
+    if isinstance(when, str) and (seq := parse_seq(when)) is not None:
+        when = seq
     if isinstance(when, int):
         if when < 0:
             raise InvalidInput("a seq is never negative")

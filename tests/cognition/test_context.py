@@ -465,3 +465,20 @@ def test_readme_contexts_example_runs() -> None:
     assert blocks, "README has no contexts example"
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
+
+
+def test_local_text_hits_are_scored_on_the_shared_corpus(mem: Memory) -> None:
+    shared = mem.remember("quarterly rocket launch review", domain="ops")
+    mem.remember("team lunch on friday")
+    mem.remember("rocket engines need review")
+    index = mem.store.projection("text").index  # type: ignore[attr-defined]
+    n, total, df = index.corpus_stats(["rocket", "review", "absent"])
+    assert (n, total, df) == (3, 11.0, {"rocket": 2, "review": 2})
+    with mem.context("scoring") as ctx:
+        twin = ctx.remember("quarterly rocket launch review", domain="ops")
+        hits = {h.id: h for h in ctx.recall("rocket review", k=5, signals=("text",))}
+        # scored on the shared corpus plus the local document (not on the local one alone)
+        assert set(hits) == {twin.id, shared.id} | {i for i in hits if i not in (twin.id,)}
+        local, base = hits[twin.id].signals["text"]["score"], hits[shared.id].signals["text"]["score"]
+        assert 0.5 * base < local < base  # one more document holding the terms: a bit lower
+        ctx.discard()

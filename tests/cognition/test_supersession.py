@@ -316,3 +316,43 @@ def test_cognition_projections_equal_replay_and_snapshot_plus_tail(first, second
                     restored.process(e)
             assert state(fresh) == state(live) == state(restored), name
             assert fresh.snapshot() == live.snapshot() == restored.snapshot(), name
+
+
+# -- forgetting the newer fact reopens the older one (consistently) -------------
+
+
+def test_forgetting_the_newer_fact_reopens_the_older_ones_validity(mem: Memory) -> None:
+    old = mem.remember("Maya lives in Berlin", attrs=LIVES, valid_from="2026-01-01")
+    new = mem.remember("Maya lives in Lisbon", attrs=LIVES, valid_from="2026-06-01")
+    assert mem.get(old.id).valid_to == new.valid_from
+    closed_at = mem.seq
+    mem.forget(new.id)
+    assert mem.get(old.id).valid_to is None  # current again, and valid with no end
+    for when in ("2026-03-01", "2026-08-01"):
+        assert texts(mem.recall("where does Maya live", k=5, valid_at=when)) == [
+            "Maya lives in Berlin"]
+    assert mem.as_of(closed_at).get(old.id).valid_to == new.valid_from  # the past stays
+    # and the slot works as before: a new fact supersedes the reopened one
+    third = mem.remember("Maya lives in Porto", attrs=LIVES)
+    assert third.superseded == (old.id,)
+
+
+def test_forgetting_restores_an_earlier_end_and_spares_what_is_still_superseded(
+    mem: Memory,
+) -> None:
+    promo = mem.remember("Promo runs", valid_from="2026-01-01", valid_to="2026-09-01")
+    ended = mem.remember("Promo stopped early", supersedes=promo.id, valid_from="2026-06-01")
+    mem.forget(ended.id)
+    assert mem.get(promo.id).valid_to == to_us("2026-09-01")
+    a = mem.remember("Team size is 4")
+    b = mem.remember("Team size is 5", supersedes=a.id, valid_from="2026-02-01")
+    c = mem.remember("Team size is 5 people", supersedes=a.id, valid_from="2026-03-01")
+    mem.forget(c.id)
+    assert mem.get(a.id).valid_to == b.valid_from  # b still supersedes a: unchanged
+    mem.update(b.id, valid_to="2026-12-01")
+    d = mem.remember("Team size is 6", supersedes=b.id, valid_from="2026-04-01")
+    mem.update(b.id, valid_to="2026-05-01")  # changed since the supersession: left alone
+    before = mem.seq
+    mem.forget(d.id)
+    assert mem.get(b.id).valid_to == to_us("2026-05-01")
+    assert event_types(mem, before) == ["node.forgotten"]

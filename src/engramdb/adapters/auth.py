@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import re
@@ -33,7 +34,8 @@ from typing import Any, Literal
 from ..errors import CorruptStore, Forbidden, InvalidInput, NotFound, Unauthorized
 from ..events import check_namespace
 
-__all__ = ["ALL_NAMESPACES", "Grant", "TokenStore", "parse_duration", "tokens_path"]
+__all__ = ["ALL_NAMESPACES", "Grant", "TokenStore", "bearer_grant", "check_serve_config",
+           "is_loopback", "parse_duration", "tokens_path"]
 
 ALL_NAMESPACES = "*"
 Scope = Literal["read", "write"]
@@ -251,6 +253,53 @@ class TokenStore:
             os.close(dir_fd)
         st = os.stat(self.path)
         self._stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def bearer_grant(tokens: TokenStore, authorization: str | None) -> Grant:
+    """The grant of an ``Authorization: Bearer <token>`` header (None: no header);
+    :class:`Unauthorized` (``details["reason"]``: missing, invalid or expired)
+    otherwise. The one parser of the header, for the HTTP and the MCP server."""
+    token = None
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("use 'Authorization: Bearer <token>'", reason="invalid")
+        token = value.strip()
+    return tokens.verify(token)
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_serve_config(*, host: str, tokens: TokenStore | None, tls: bool) -> list[str]:
+    """The secure default of ``engram serve`` and ``engram mcp --transport http``,
+    as a rule: refuse to serve what anyone could use.
+
+    With ``tokens=None`` (``--no-auth``) only a loopback address is allowed. With
+    tokens, at least one must be live. Returns warnings worth printing.
+    """
+    if tokens is None:
+        if not is_loopback(host):
+            raise InvalidInput(f"--no-auth serves loopback only; {host!r} is reachable from"
+                               " other machines. Create a token: engram token create")
+        return ["authentication is OFF: every local process and user can read and write"
+                " every namespace"]
+    now = time.time()
+    if not any(g.expires_at is None or g.expires_at > now for g in tokens.list()):
+        raise InvalidInput("no live tokens: create one with `engram token create --store STORE"
+                           " --namespace NS --scope write`, or pass --no-auth for a"
+                           " loopback-only server without authentication")
+    if not is_loopback(host) and not tls:
+        return [f"serving {host} over plain HTTP: bearer tokens cross the network in clear"
+                " text; use TLS (a proxy, or --ssl-certfile/--ssl-keyfile for engram serve)"]
+    return []
 
 
 def _digest(salt: bytes, token: str) -> str:

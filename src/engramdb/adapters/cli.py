@@ -107,7 +107,7 @@ def get(
 ) -> None:
     """Print one memory as JSON (optionally as it was at --as-of)."""
     with _open(store, namespace, read_only=True) as mem:
-        view = mem.as_of(_when(as_of)) if as_of else mem
+        view = mem.as_of(as_of) if as_of else mem
         console.print_json(_dump(view.get(memory_id)))
 
 
@@ -123,7 +123,7 @@ def recall(
 ) -> None:
     """Hybrid recall (vectors + BM25 + graph + recency) with the signals behind each hit."""
     with _open(store, namespace, read_only=True) as mem:
-        hits = mem.recall(query, k=k, as_of=_when(as_of) if as_of else None, domains=domain)
+        hits = mem.recall(query, k=k, as_of=as_of or None, domains=domain)
         if as_json:
             console.print_json(_dump([{"id": h.id, "score": h.score, "text": h.text,
                                        "signals": h.signals, "provenance": h.provenance}
@@ -143,7 +143,7 @@ def history(
 ) -> None:
     """Print a memory's event trail (optionally only up to --as-of)."""
     with _open(store, namespace, read_only=True) as mem:
-        events = (mem.as_of(_when(as_of)) if as_of else mem).history(memory_id)
+        events = (mem.as_of(as_of) if as_of else mem).history(memory_id)
         if as_json:
             console.print_json(_dump(events))
             return
@@ -204,7 +204,7 @@ def index(
 
     with _open(store, namespace, read_only=True) as mem:
         show_index(mem, console, max_tokens=max_tokens, prose=prose,
-                   as_of=_when(as_of) if as_of else None, as_json=as_json)
+                   as_of=as_of or None, as_json=as_json)
 
 
 @app.command("as-of")
@@ -220,7 +220,7 @@ def as_of_command(
     from .cli_io import show_as_of
 
     with _open(store, namespace, read_only=True) as mem:
-        show_as_of(mem, console, _when(when), query, k=k, as_json=as_json)
+        show_as_of(mem, console, when, query, k=k, as_json=as_json)
 
 
 @app.command()
@@ -244,11 +244,15 @@ def ingest(
 @app.command()
 def export(
     path: Annotated[str, typer.Argument(help="Parquet file to write.")],
+    include_forgotten: Annotated[bool, typer.Option(
+        help="Also write forgotten content not yet compacted (default: redacted).")] = False,
     store: StoreOpt = "memory.engram",
 ) -> None:
-    """Write the whole event log (every namespace) to Parquet, losslessly."""
+    """Write the whole event log (every namespace) to Parquet, losslessly
+    (forgotten content is written redacted, as `compact` would leave it)."""
     with _open(store, "default", read_only=True) as mem:
-        console.print(f"exported {mem.export_events(path)} events to {escape(path)}")
+        count = mem.export_events(path, include_forgotten=include_forgotten)
+        console.print(f"exported {count} events to {escape(path)}")
 
 
 @app.command("import")
@@ -286,18 +290,35 @@ def mcp_server(
     read_only: Annotated[
         bool, typer.Option("--read-only", help="Serve reads beside another writer process.")
     ] = False,
+    no_auth: Annotated[bool, typer.Option(
+        "--no-auth", help="HTTP: no bearer token needed (loopback addresses only).")] = False,
+    allow_remote: Annotated[bool, typer.Option(
+        "--allow-remote", help="HTTP: allow a non-loopback --host (tokens still needed).")] = False,
+    record_reads: Annotated[bool, typer.Option(
+        "--record-reads/--no-record-reads", help="Log the agent's reads for salience.")] = True,
 ) -> None:
     """Serve the store to MCP clients (Claude Desktop, Claude Code, Cursor ...).
 
-    stdio writes nothing but JSON-RPC to stdout; logs go to stderr.
+    stdio writes nothing but JSON-RPC to stdout; logs go to stderr. HTTP needs a
+    bearer token (`engram token create`) unless --no-auth on a loopback address.
     """
-    from .mcp import run
+    from .auth import TokenStore, tokens_path
+    from .mcp import check_http_config, run
 
     if transport not in ("stdio", "http"):
         raise typer.BadParameter("use 'stdio' or 'http'", param_hint="--transport")
+    tokens = None
+    if transport == "http":
+        path = tokens_path(store)
+        tokens = None if no_auth or path is None else TokenStore(path)
+        if tokens is None and not no_auth:
+            raise typer.BadParameter("an in-memory store has no tokens: pass --no-auth",
+                                     param_hint="--store")
+        for warning in check_http_config(host=host, tokens=tokens, allow_remote=allow_remote):
+            Console(stderr=True).print(f"[bold red]WARNING[/bold red] {escape(warning)}")
     run(store, transport="stdio" if transport == "stdio" else "streamable-http", host=host,
         port=port, namespace=namespace, grants=grant or (), read_only=read_only,
-        embedder=_embedder())
+        embedder=_embedder(), record_reads=record_reads, tokens=tokens)
 
 
 @app.command()
@@ -439,6 +460,9 @@ def serve(
     ssl_keyfile: Annotated[str | None, typer.Option(help="TLS private key (PEM).")] = None,
     consolidate_every: Annotated[float | None, typer.Option(
         help="Consolidate memory tiers (every namespace) every SECONDS.")] = None,
+    record_reads: Annotated[bool, typer.Option(
+        "--record-reads/--no-record-reads",
+        help="Log agents' reads (get, recall hits) for salience, batched.")] = True,
 ) -> None:
     """Serve the store over HTTP/JSON (OpenAPI at /docs). Needs a token unless --no-auth."""
     from .auth import TokenStore, tokens_path
@@ -459,7 +483,8 @@ def serve(
     if consolidate_every is not None and (read_only or consolidate_every <= 0):
         raise typer.BadParameter("needs a positive number of seconds and a writable store",
                                  param_hint="--consolidate-every")
-    with Memory.open(store, read_only=read_only, embedder=choice) as mem:
+    with Memory.open(store, read_only=read_only, embedder=choice,
+                     record_reads=record_reads) as mem:  # closing flushes the reads
         if consolidate_every is not None:  # stopped when the store closes
             mem.start_consolidation(consolidate_every, all_namespaces=True)
         run_server(mem, tokens=tokens, host=host, port=port, max_body=max_body,
@@ -549,10 +574,6 @@ def bench_serve(
                  progress=lambda m: console.print(f"[dim]… {m}[/dim]"))
     typer.echo(report.table())
     typer.echo(f"wrote {out}")
-
-
-def _when(value: str) -> int | str:
-    return int(value) if value.isdigit() else value
 
 
 def main() -> None:

@@ -28,10 +28,8 @@ served while a write commits.
 # No ``from __future__ import annotations``: FastAPI reads endpoint annotations at runtime.
 
 import dataclasses
-import ipaddress
 import json
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -47,7 +45,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import EngramError, Forbidden, InvalidInput, Unauthorized, error_info
 from ..memory import Memory
-from .auth import ALL_NAMESPACES, TokenStore
+from ..view import parse_seq
+from .auth import ALL_NAMESPACES, TokenStore, bearer_grant, check_serve_config, is_loopback
 from .http_models import (
     BridgeOut,
     ConversationRequest,
@@ -221,14 +220,7 @@ def _authorize(request: Request, *, write: bool, admin: bool) -> None:
     tokens: TokenStore | None = request.app.state.tokens
     if tokens is None:
         return
-    header = request.headers.get("authorization")
-    token = None
-    if header:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
-            raise Unauthorized("use 'Authorization: Bearer <token>'", reason="invalid")
-        token = value.strip()
-    grant = tokens.verify(token)
+    grant = bearer_grant(tokens, request.headers.get("authorization"))
     if admin and not (grant.namespaces == ALL_NAMESPACES and grant.scope == "write"):
         raise Forbidden("store-wide operations need a write token for all namespaces",
                         token_id=grant.id)
@@ -364,16 +356,8 @@ def readyz(request: Request) -> dict[str, Any]:
 # -- reads --------------------------------------------------------------------------
 
 
-def _digits(text: str) -> bool:
-    return text.isascii() and text.isdigit()  # str.isdigit() alone accepts "²" and "٣"
-
-
-def _when(value: str) -> int | str:
-    return int(value) if _digits(value) else value
-
-
 def _reader(mem: Memory, as_of: str | None) -> Any:
-    return mem if as_of is None else mem.as_of(_when(as_of))
+    return mem if as_of is None else mem.as_of(as_of)  # a seq ("42") or an ISO time
 
 
 def _page(mem: Memory, as_of: str | None, cursor: str | None, limit: int,
@@ -382,9 +366,10 @@ def _page(mem: Memory, as_of: str | None, cursor: str | None, limit: int,
     offset = 0
     if cursor is not None:
         seq_text, _, offset_text = cursor.partition(".")
-        if not (_digits(seq_text) and _digits(offset_text)):
+        seq, offset = parse_seq(seq_text), parse_seq(offset_text)
+        if seq is None or offset is None:
             raise InvalidInput("invalid cursor: pass back a page's next_cursor")
-        reader, offset = mem.as_of(int(seq_text)), int(offset_text)
+        reader = mem.as_of(seq)
     else:
         reader = _reader(mem, as_of)
         reader = reader.as_of(reader.seq) if reader is mem else reader
@@ -453,8 +438,7 @@ def recall(mem: Mem, body: RecallRequest) -> dict[str, Any]:
         options["signals"] = body.signals
     if body.with_index:
         options["with_index"] = True
-    as_of = body.as_of if not isinstance(body.as_of, str) else _when(body.as_of)
-    result = mem.recall(body.query, k=body.k, domains=body.domains, as_of=as_of,
+    result = mem.recall(body.query, k=body.k, domains=body.domains, as_of=body.as_of,
                         valid_at=body.valid_at, filters=body.filters, **options)
     out = {"hits": [_hit(h) for h in result]}
     if body.with_index:  # a Recall: hits plus the index, read at one seq
@@ -529,7 +513,7 @@ def remember(mem: Mem, body: RememberRequest, response: Response) -> dict[str, A
     return _node(node)
 
 
-@_writes.post("/memories/batch", response_model=list[NodeOut], status_code=201,
+@_writes.post("/memories/batch", response_model=list[RememberOut], status_code=201,
               summary="Remember many, in one commit")
 def remember_many(mem: Mem, body: RememberManyRequest) -> list[dict[str, Any]]:
     nodes = mem.remember_many([item.model_dump(exclude_none=True) for item in body.items])
@@ -598,39 +582,6 @@ def check(request: Request) -> dict[str, Any]:
 
 
 # -- running it -----------------------------------------------------------------------
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_serve_config(*, host: str, tokens: TokenStore | None, tls: bool) -> list[str]:
-    """The secure default, as a rule: refuse to serve what anyone could use.
-
-    With ``tokens=None`` (``--no-auth``) only a loopback address is allowed. With
-    tokens, at least one must be live. Returns warnings worth printing.
-    """
-    if tokens is None:
-        if not is_loopback(host):
-            raise InvalidInput(f"--no-auth serves loopback only; {host!r} is reachable from"
-                               " other machines. Create a token: engram token create")
-        return ["authentication is OFF: every local process and user can read and write"
-                " every namespace"]
-    now = time.time()
-    if not any(g.expires_at is None or g.expires_at > now for g in tokens.list()):
-        raise InvalidInput("no live tokens: create one with `engram token create --store STORE"
-                           " --namespace NS --scope write`, or pass --no-auth for a"
-                           " loopback-only server without authentication")
-    if not is_loopback(host) and not tls:
-        return [f"serving {host} over plain HTTP: bearer tokens cross the network in clear"
-                " text; use --ssl-certfile/--ssl-keyfile or a TLS proxy"]
-    return []
 
 
 def serve(

@@ -68,11 +68,14 @@ class BatchItem(_Provenance):
     valid_from: Time | None = None
     valid_to: Time | None = None
     id: Short | None = Field(None, description="Choose the id (default: a new one).")
+    supersedes: Short | list[Short] | None = Field(
+        None, description="Ids of memories this one replaces (they stop being valid now).")
 
 
 class RememberRequest(BatchItem):
-    supersedes: Short | list[Short] | None = Field(
-        None, description="Ids of memories this one replaces (they stop being valid now).")
+    """One memory. Unlike a batch item, an exact duplicate of a current memory writes
+    nothing, and a memory with ``attrs`` ``subject`` + ``predicate`` supersedes the
+    current one of that slot."""
 
 
 class OutcomeRequest(_In):

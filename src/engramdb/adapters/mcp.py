@@ -14,6 +14,12 @@ reports a crash without leaking its text.
 Namespaces: the server serves one home namespace plus an explicit list of
 granted ones. A tool call that names any other namespace fails with
 :class:`~engramdb.errors.Forbidden`; nothing crosses namespaces otherwise.
+
+Streamable HTTP is guarded like ``engram serve``: every request needs a bearer
+token from ``engram token create`` (:class:`BearerAuth`) whose grant covers
+every namespace served, with ``write`` scope unless the server is read-only;
+``--no-auth`` drops that, on a loopback address only; a non-loopback address
+needs ``--allow-remote`` as well (:func:`check_http_config`).
 """
 
 from __future__ import annotations
@@ -34,13 +40,14 @@ from pydantic import Field
 from .. import __version__
 from ..errors import EngramError, Forbidden, InvalidInput, error_info
 from ..memory import Memory
+from .auth import TokenStore, bearer_grant, check_serve_config, is_loopback
 
 if TYPE_CHECKING:
     from ..projections import Node
     from ..recall.embed import Embedder
     from ..recall.engine import Hit
 
-__all__ = ["build_server", "run", "DEFAULT_PORT"]
+__all__ = ["BearerAuth", "build_server", "check_http_config", "http_app", "run", "DEFAULT_PORT"]
 
 DEFAULT_PORT = 8765
 
@@ -147,13 +154,6 @@ def _iso(us: int | None) -> str | None:
     if us is None:
         return None
     return datetime.fromtimestamp(us / 1_000_000, tz=UTC).isoformat()
-
-
-def _when(value: str | int | None) -> str | int | None:
-    """``"42"`` is seq 42; any other string is a time; ints are seqs."""
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return value
 
 
 def _compact(d: dict[str, Any]) -> dict[str, Any]:
@@ -323,7 +323,7 @@ def _tools(scope: _Scope, agent: str | None) -> list[tuple[Callable[..., RESULT]
         compare a past answer with today's recall. `when` examples: '2026-03-01',
         '2026-03-01T09:00:00+01:00', or a seq such as 42."""
         mem = scope(namespace)
-        seq = mem.as_of(_when(when)).seq  # type: ignore[arg-type]
+        seq = mem.as_of(when).seq
         hits = mem.recall(query, k=k, as_of=seq, with_index=with_index)
         return _hits(mem, hits, seq, with_index=with_index)
 
@@ -332,7 +332,7 @@ def _tools(scope: _Scope, agent: str | None) -> list[tuple[Callable[..., RESULT]
         and times, or, with `as_of`, the version that was current then
         (e.g. as_of='2026-03-01')."""
         mem = scope(namespace)
-        reader = mem if as_of is None else mem.as_of(_when(as_of))  # type: ignore[arg-type]
+        reader = mem if as_of is None else mem.as_of(as_of)
         return _node(reader.get(id))
 
     def relate(
@@ -379,7 +379,7 @@ def _tools(scope: _Scope, agent: str | None) -> list[tuple[Callable[..., RESULT]
         start of a task to know what is there and how X relates to Y, then use
         recall/get for details."""
         mem = scope(namespace)
-        text = mem.index(max_tokens=max_tokens, as_of=_when(as_of))
+        text = mem.index(max_tokens=max_tokens, as_of=as_of)
         return {"namespace": mem.namespace, "index": text}
 
     return [
@@ -416,6 +416,68 @@ def _resources(server: MCPServer, scope: _Scope) -> None:
 Transport = Literal["stdio", "streamable-http"]
 
 
+class BearerAuth:
+    """ASGI middleware for the streamable-HTTP transport: a request passes only with
+    a bearer token (:meth:`TokenStore.verify <engramdb.adapters.auth.TokenStore.verify>`)
+    whose grant covers every namespace in ``namespaces`` (``write`` scope if
+    ``write``); else 401 ``unauthorized`` or 403 ``forbidden`` as JSON, before the
+    MCP app sees the request. A JSON-RPC session mixes tools, so the grant is
+    checked for everything the server serves, not per call."""
+
+    def __init__(self, app: Any, *, tokens: TokenStore, namespaces: Iterable[str],
+                 write: bool) -> None:
+        self.app, self.tokens, self.write = app, tokens, write
+        self.namespaces = list(namespaces)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":  # lifespan
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        header = headers.get(b"authorization")
+        try:
+            grant = bearer_grant(self.tokens, None if header is None
+                                 else header.decode("latin-1"))
+            for namespace in self.namespaces:
+                grant.check(namespace, write=self.write)
+        except EngramError as exc:
+            await _refuse(exc)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _refuse(exc: EngramError) -> Any:
+    from starlette.responses import JSONResponse
+
+    info = error_info(exc)
+    headers = None
+    if info["status"] == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="engramdb"'
+                   + ("" if exc.details.get("reason") == "missing" else ', error="invalid_token"')}
+    body = {"error": {"code": info["code"], "message": info["message"]}}
+    return JSONResponse(body, status_code=info["status"], headers=headers)
+
+
+def check_http_config(*, host: str, tokens: TokenStore | None, allow_remote: bool) -> list[str]:
+    """Refuse what would expose the store: a non-loopback ``host`` without
+    ``allow_remote``, then :func:`~engramdb.adapters.auth.check_serve_config`'s
+    rules (no tokens: loopback only; tokens: at least one live). Returns warnings."""
+    if not is_loopback(host) and not allow_remote:
+        raise InvalidInput(f"{host!r} is reachable from other machines: pass --allow-remote"
+                           " (with a token from `engram token create`) to serve it")
+    return check_serve_config(host=host, tokens=tokens, tls=False)
+
+
+def http_app(server: MCPServer, *, tokens: TokenStore | None, namespaces: Iterable[str],
+             write: bool, host: str = "127.0.0.1") -> Any:
+    """The streamable-HTTP ASGI app of ``server`` (at ``/mcp``), behind
+    :class:`BearerAuth` unless ``tokens`` is None."""
+    app = server.streamable_http_app(host=host)
+    if tokens is None:
+        return app
+    return BearerAuth(app, tokens=tokens, namespaces=namespaces, write=write)
+
+
 def run(
     store: str,
     *,
@@ -426,18 +488,29 @@ def run(
     grants: Iterable[str] = (),
     read_only: bool = False,
     embedder: Embedder | Literal["default"] | None = "default",
+    record_reads: bool = True,
+    tokens: TokenStore | None = None,
 ) -> None:
     """Open ``store`` and serve it until the client disconnects (stdio) or the
     process is stopped (HTTP). Nothing but JSON-RPC is written to stdout.
 
     ``read_only`` serves beside another process that holds the writer lock;
     the write tools then fail with ``read_only``. ``embedder`` is as for
-    :meth:`Memory.open <engramdb.memory.Memory.open>`."""
+    :meth:`Memory.open <engramdb.memory.Memory.open>`. ``record_reads`` logs the
+    agent's reads for salience (flushed on close). Over HTTP, ``tokens`` guards
+    every request (see :class:`BearerAuth`); call :func:`check_http_config` first."""
     if transport not in ("stdio", "streamable-http"):
         raise InvalidInput("transport must be 'stdio' or 'streamable-http'")
-    with Memory.open(store, namespace=namespace, read_only=read_only, embedder=embedder) as mem:
+    grants = list(grants)
+    with Memory.open(store, namespace=namespace, read_only=read_only, embedder=embedder,
+                     record_reads=record_reads) as mem:
         server = build_server(mem, grants=grants)
         if transport == "stdio":
             server.run("stdio")
-        else:
-            server.run("streamable-http", host=host, port=port)
+            return
+        import uvicorn
+
+        app = http_app(server, tokens=tokens, namespaces=[namespace, *grants],
+                       write=not read_only, host=host)
+        uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on",
+                    server_header=False)

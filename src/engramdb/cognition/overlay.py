@@ -304,20 +304,10 @@ class OverlayText:
 
 
 def _corpus_stats(text: TextProjection, terms: Iterable[str]) -> tuple[int, float, dict[str, int]]:
-    """Live document count, total length and document frequencies of the shared index.
-
-    Reads :class:`~engramdb.recall.text.TextIndex` internals under its lock:
-    the index has no public statistics call, and scoring on any other corpus
-    would put local hits on a different scale from shared ones.
-    """
-    index: Any = text.index
-    with index._lock:
-        df = {}
-        for term in terms:
-            tid = index._vocab.get(term)
-            if tid is not None:
-                df[term] = int(index._df[tid])
-        return len(index), float(index._total_len), df
+    """The shared index's live document count, total length and document
+    frequencies: local hits are scored on the same corpus, so their scores are on
+    the scale of the shared ones."""
+    return text.index.corpus_stats(terms)
 
 
 def _bm25(

@@ -17,6 +17,16 @@ edge, both time-travelable by the existing projections.
 An exact re-remember (same namespace, kind, text, domain, name and attributes
 as a live, current memory) writes nothing and returns that memory with
 ``created=False``.
+
+Forgetting undoes a supersession. Forgetting is retroactive (the forgotten
+memory vanishes from every view, past ones included), so the memories it had
+replaced are current again; :func:`reopen_drafts` makes the forget's commit
+also give each of them back the ``valid_to`` it had before the supersession
+closed it (usually none: a ``node.updated`` with ``reopen``), unless another
+live memory still supersedes it or its ``valid_to`` was changed since. After
+the forget, ``valid_at`` a time past the change finds the older fact again.
+Views as of a seq before the forget keep the closed interval they had (the
+log is not rewritten; only content is masked).
 """
 
 from __future__ import annotations
@@ -27,13 +37,13 @@ from typing import Any
 import msgspec
 
 from ..errors import Conflict, InvalidInput
-from ..events import EDGE_ADDED, NODE_UPDATED, Draft, EdgeAdded, NodeUpdated, edge_stream
+from ..events import EDGE_ADDED, NODE_UPDATED, Draft, EdgeAdded, Meta, NodeUpdated, edge_stream
 from ..projections import Node
 from ..view import Reader
 from .facts import SUPERSEDES, FactIndex, content_key, slot_of
 
-__all__ = ["Remembered", "RememberPlan", "plan_remember", "remembered", "superseded_at",
-           "current_only"]
+__all__ = ["Remembered", "RememberPlan", "plan_remember", "plan_supersedes", "remembered",
+           "reopen_drafts", "superseded_at", "current_only"]
 
 
 class Remembered(Node, frozen=True, kw_only=True, gc=False):
@@ -54,8 +64,8 @@ class RememberPlan(msgspec.Struct, frozen=True):
 def _ids(supersedes: str | Sequence[str] | None) -> list[str]:
     if supersedes is None:
         return []
-    ids = [supersedes] if isinstance(supersedes, str) else list(supersedes)
-    if not all(isinstance(i, str) for i in ids):
+    ids = [supersedes] if isinstance(supersedes, str) else supersedes
+    if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) for i in ids):
         raise InvalidInput("supersedes takes a memory id or a list of ids")
     return list(dict.fromkeys(ids))
 
@@ -88,8 +98,28 @@ def plan_remember(
         known = {o.id for o in olds}
         olds += [reader.get(i) for i in facts.current_in_slot(slot)
                  if i not in known and reader.exists(i)]
+    drafts, superseded = _replacing(draft, olds, now=now)
+    return RememberPlan(None, drafts, superseded)
+
+
+def plan_supersedes(
+    reader: Reader, draft: Draft, supersedes: str | Sequence[str] | None, *, now: int,
+) -> tuple[list[Draft], tuple[str, ...]]:
+    """``draft`` (a ``node.created``) plus what replacing the memories ``supersedes``
+    names writes (their ``valid_to``, the ``supersedes`` edges): the explicit part
+    of :func:`plan_remember`, without duplicate or slot detection
+    (``Memory.remember_many``). :class:`NotFound` for an unknown id."""
+    explicit = _ids(supersedes)
+    if draft.stream in explicit:
+        raise InvalidInput("a memory cannot supersede itself")
+    return _replacing(draft, [reader.get(i) for i in explicit], now=now)
+
+
+def _replacing(
+    draft: Draft, olds: list[Node], *, now: int,
+) -> tuple[list[Draft], tuple[str, ...]]:
     if not olds:
-        return RememberPlan(None, [draft], ())
+        return [draft], ()
     start = draft.valid_from if draft.valid_from is not None else now
     drafts = [msgspec.structs.replace(draft, valid_from=start)]
     for old in olds:
@@ -102,7 +132,39 @@ def plan_remember(
             namespace=draft.namespace, meta=draft.meta,
             payload=EdgeAdded(src=draft.stream, rel=SUPERSEDES, dst=old.id),
         ))
-    return RememberPlan(None, drafts, tuple(o.id for o in olds))
+    return drafts, tuple(o.id for o in olds)
+
+
+def reopen_drafts(reader: Reader, node_id: str, meta: Meta) -> list[Draft]:
+    """What forgetting ``node_id`` must also write: for each memory it supersedes,
+    a ``node.updated`` restoring the ``valid_to`` the supersession closed (see the
+    module doc). Append them in the forget's commit."""
+    at, nodes = reader.seq, reader._nodes
+    versions = nodes.versions(node_id)
+    born = versions[0].seq if versions else 0
+    drafts = []
+    for edge in reader._adjacency.edges(node_id, at, rel=SUPERSEDES):
+        old = nodes.get(edge.dst, at)
+        if old is None or old.forgotten or old.namespace != reader.namespace:
+            continue
+        if any(e.src != node_id and _live(reader, e.src)
+               for e in reader._adjacency.edges(old.id, at, direction="in", rel=SUPERSEDES)):
+            continue  # still replaced by another live memory
+        closed, before = nodes.get(old.id, edge.start), nodes.get(old.id, born - 1)
+        if before is None or closed is None or closed.valid_to != old.valid_to:
+            continue  # its validity changed since the supersession: leave it
+        if old.valid_to == before.valid_to:
+            continue  # the supersession did not close it (it had ended earlier)
+        drafts.append(Draft(
+            type=NODE_UPDATED, stream=old.id, namespace=old.namespace, meta=meta,
+            payload=NodeUpdated(reopen=before.valid_to is None), valid_to=before.valid_to,
+        ))
+    return drafts
+
+
+def _live(reader: Reader, node_id: str) -> bool:
+    node = reader._nodes.get(node_id, reader.seq)
+    return node is not None and not node.forgotten
 
 
 def remembered(node: Node, *, created: bool, superseded: tuple[str, ...] = ()) -> Remembered:

@@ -23,6 +23,8 @@ __all__ = [
     "Meta",
     "ANY_VERSION",
     "NO_STREAM",
+    "INT64_MIN",
+    "INT64_MAX",
     "new_id",
     "now_us",
     "to_us",
@@ -30,6 +32,9 @@ __all__ = [
     "check_namespace",
     "check_stream",
 ]
+
+#: The integers the log stores (SQLite INTEGER, msgpack snapshots): 64-bit signed.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 #: ``expected_version`` that accepts any current version.
 ANY_VERSION = -1
@@ -110,8 +115,12 @@ def to_us(value: datetime | int | float | str | None) -> int | None:
     if isinstance(value, bool):
         raise InvalidInput("a time must be a datetime, ISO string or microseconds")
     if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise InvalidInput(f"a time in microseconds must fit in 64 bits: {str(value)[:40]}")
         return value
     if isinstance(value, float):
+        if not INT64_MIN <= value < INT64_MAX:  # False for NaN too
+            raise InvalidInput(f"not a time in microseconds: {value!r}")
         return int(value)
     if isinstance(value, str):
         try:

@@ -13,6 +13,7 @@ written by an older release opens with no migration::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +21,9 @@ from typing import Any
 import msgspec
 
 from ..errors import CorruptStore, InvalidPayload, PayloadTooLarge, UnknownEventType
+from .model import INT64_MAX, INT64_MIN
 
-__all__ = ["EventType", "Registry", "Upcaster", "DEFAULT_MAX_PAYLOAD"]
+__all__ = ["EventType", "Registry", "Upcaster", "DEFAULT_MAX_PAYLOAD", "check_storable"]
 
 #: Largest encoded payload accepted by default (bytes).
 DEFAULT_MAX_PAYLOAD = 1 << 20
@@ -80,17 +82,30 @@ class Registry:
     # -- writing ---------------------------------------------------------------
 
     def coerce(self, name: str, payload: Any) -> tuple[Any, bytes, int]:
-        """Validate ``payload`` for ``name``; return (typed payload, encoded bytes, schema)."""
+        """Validate ``payload`` for ``name``; return (typed payload, encoded bytes, schema).
+
+        The payload returned is exactly what a replay decodes from the bytes: a
+        struct built by hand (whose fields msgspec does not type-check) is
+        re-read from its encoding, and values JSON or the snapshots cannot hold
+        (see :func:`check_storable`) are refused before anything is written.
+        """
         et = self.get(name)
-        if not isinstance(payload, et.payload):
+        built = isinstance(payload, et.payload)
+        if not built:
             try:
                 payload = msgspec.convert(payload, et.payload, strict=True)
             except (msgspec.ValidationError, TypeError) as exc:
                 raise InvalidPayload(f"bad payload for {name}: {exc}", type=name) from None
+        check_storable(payload, name)
         try:
             blob = _encoder.encode(payload)
         except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidPayload(f"payload for {name} cannot be stored: {exc}", type=name) from None
+        if built:
+            try:
+                payload = et.decoder.decode(blob)
+            except msgspec.ValidationError as exc:
+                raise InvalidPayload(f"bad payload for {name}: {exc}", type=name) from None
         if len(blob) > self.max_payload:
             raise PayloadTooLarge(
                 f"payload of {len(blob)} bytes exceeds the {self.max_payload}-byte limit",
@@ -123,6 +138,34 @@ class Registry:
             return msgspec.convert(raw, et.payload)
         except msgspec.ValidationError as exc:
             raise CorruptStore(f"upcast {name} payload does not fit: {exc}", type=name) from None
+
+
+def check_storable(payload: Any, name: str = "payload") -> None:
+    """Raise :class:`InvalidPayload` for a value the log cannot hold losslessly:
+    an integer beyond 64 bits (SQLite and the snapshots store int64), a NaN or
+    infinite float (JSON has neither; it would come back as null), or a mapping
+    key that is not a string (JSON would turn it into one)."""
+    stack = [payload]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (str, bytes, bool)) or item is None:
+            continue
+        if isinstance(item, int):
+            if not INT64_MIN <= item <= INT64_MAX:
+                raise InvalidPayload(f"{name}: integer {str(item)[:40]} does not fit in 64 bits",
+                                     type=name)
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidPayload(f"{name}: {item} is not a storable number (not finite)",
+                                     type=name)
+        elif isinstance(item, dict):
+            if not all(type(k) is str for k in item):
+                raise InvalidPayload(f"{name}: mapping keys must be strings", type=name)
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, msgspec.Struct):
+            stack.extend(getattr(item, f) for f in item.__struct_fields__)
 
 
 def encode_meta(meta: Any) -> bytes:

@@ -95,6 +95,9 @@ class NodeUpdated(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
     kind: str | UnsetType = UNSET
     attrs: dict[str, Any] = {}
     unset: list[str] = []
+    #: clear ``valid_to``: the memory is valid with no end again (written when
+    #: the memory that had superseded it is forgotten)
+    reopen: bool = False
 
 
 class NodeForgotten(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]

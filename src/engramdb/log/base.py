@@ -43,6 +43,7 @@ from ..events import (
     new_id,
     now_us,
 )
+from ..events.model import INT64_MAX, INT64_MIN
 from ..events.registry import encode_meta
 
 __all__ = ["EventLog", "Prepared", "GroupResult", "RawEvent"]
@@ -105,6 +106,8 @@ class EventLog(ABC):
             value = getattr(draft, name)
             if value is not None and (type(value) is not int):
                 raise InvalidInput(f"{name} must be an integer, got {type(value).__name__}")
+            if value is not None and not INT64_MIN <= value <= INT64_MAX:
+                raise InvalidInput(f"{name} must fit in 64 bits")
         if draft.expected_version < ANY_VERSION:
             raise InvalidInput("expected_version must be -1 (any), 0 (new stream) or a version")
         payload, blob, schema = self.registry.coerce(draft.type, draft.payload)
@@ -209,6 +212,16 @@ class EventLog(ABC):
     def redacted_payload(self, type_name: str) -> tuple[Redacted, bytes]:
         payload, blob, _ = self.registry.coerce(REDACTED, Redacted(was=type_name))
         return payload, blob
+
+    def redact_raw(self, events: Iterable[RawEvent], seqs: set[int]) -> Iterator[RawEvent]:
+        """``events`` with those in ``seqs`` turned into the markers :meth:`redact`
+        would leave in the log (for exports that must not carry forgotten content)."""
+        for raw in events:
+            if raw.seq in seqs and raw.type != REDACTED:
+                _, blob = self.redacted_payload(raw.type)
+                raw = msgspec.structs.replace(raw, type=REDACTED, schema=1, payload=blob,
+                                              valid_from=None, valid_to=None)
+            yield raw
 
     # -- raw events: export, import, verify ------------------------------------
 

@@ -3,12 +3,20 @@
 Each node keeps the list of its versions (one :class:`Node` per event that
 changed it, in seq order). ``get(id, at)`` answers for any seq: the common
 case (the latest version is old enough) is one dict lookup and one compare;
-otherwise a bisect. Versions are only ever appended, so readers holding an
-older seq are never disturbed by the writer.
+otherwise a bisect. Versions are only ever appended (a vector event only moves
+the latest one's version number), so readers holding an older seq are never
+disturbed by the writer.
 
 Forgetting masks: a ``node.forgotten`` event replaces every version of the node
 with a tombstone, so no view — current or as-of — shows forgotten content, even
 before compaction removes it from disk.
+
+``Node.version`` is the version of the node's *stream*, the number
+``update(expected_version=...)`` is checked against. A ``vector.stored`` event
+(derived data, written in the same stream, in the same commit as the text it
+embeds, or later by a re-embedding) changes no field, so it adds no version to
+the list: it moves the latest version's ``version`` forward in place, and
+``seq`` keeps naming the event that last changed the content (provenance).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from ..events import (
     NODE_CREATED,
     NODE_FORGOTTEN,
     NODE_UPDATED,
+    VECTOR_STORED,
     Event,
     NodeCreated,
     NodeUpdated,
@@ -52,6 +61,12 @@ class Node(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     valid_from: int | None = None
     valid_to: int | None = None
     forgotten: bool = False
+
+
+class _Snap(msgspec.Struct, tag="nodes/2"):
+    """Format 2: versions count ``vector.stored`` events (format 1, a bare map, did not)."""
+
+    versions: dict[str, list[Node]]
 
 
 class NodeState:
@@ -127,6 +142,14 @@ class NodeState:
             self._updated(event, event.payload)
         elif kind == NODE_FORGOTTEN:
             self._forgotten(event)
+        elif kind == VECTOR_STORED:
+            self._stream_moved(event)
+
+    def _stream_moved(self, e: Event) -> None:
+        """Another event of the node's stream: only its version moves (see module doc)."""
+        versions = self._versions.get(e.stream)
+        if versions and not versions[-1].forgotten and versions[-1].version < e.version:
+            versions[-1] = msgspec.structs.replace(versions[-1], version=e.version)
 
     def _created(self, e: Event, p: NodeCreated) -> None:
         node = Node(
@@ -158,6 +181,8 @@ class NodeState:
             changes["valid_from"] = e.valid_from
         if e.valid_to is not None:
             changes["valid_to"] = e.valid_to
+        elif p.reopen:
+            changes["valid_to"] = None
         new = msgspec.structs.replace(old, **changes)
         versions.append(new)
         self._index_name(old, new)
@@ -182,11 +207,12 @@ class NodeState:
     # -- snapshots ---------------------------------------------------------------
 
     def snapshot(self) -> bytes:
-        return msgspec.msgpack.encode(self._versions)
+        return msgspec.msgpack.encode(_Snap(versions=self._versions))
 
     def restore(self, data: bytes) -> None:
+        # a snapshot of an older format fails to decode: the store then replays the log
         self.reset()
-        self._versions = msgspec.msgpack.decode(data, type=dict[str, list[Node]])
+        self._versions = msgspec.msgpack.decode(data, type=_Snap).versions
         # index in the order the nodes last changed, as process() did
         for versions in sorted(self._versions.values(), key=lambda v: v[-1].seq):
             self._index_name(None, versions[-1])

@@ -324,6 +324,14 @@ class TextIndex:
     def __contains__(self, key: object) -> bool:
         return key in self._slot_of
 
+    def corpus_stats(self, terms: Iterable[str]) -> tuple[int, float, dict[str, int]]:
+        """BM25's corpus statistics, read in one step: live documents, their total
+        length, and the document frequency of each of ``terms`` the index knows
+        (for scoring other documents on this index's scale)."""
+        with self._lock:
+            df = {t: self._df[self._vocab[t]] for t in terms if t in self._vocab}
+            return len(self._slot_of), self._total_len, df
+
     def add(self, key: int, text: str) -> None:
         """Index ``text`` under ``key``; raises :class:`InvalidInput` if ``key`` is present.
 
