@@ -65,10 +65,10 @@ from .cognition.supersession import (
     Remembered,
     current_only,
     plan_remember,
-    plan_supersedes,
     remembered,
     reopen_drafts,
 )
+from .cognition.batch import plan_remember_many
 from .cognition.context import Context, ContextInfo, list_contexts, open_context
 from .cognition.staging import ContextsProjection, staged_redactions
 from .cognition.prefetch import PrefetchSettings, PrefetchStats, prefetcher_for
@@ -331,26 +331,36 @@ class Memory(Reader):
         """Store many memories in one atomic commit: all of them, or (on any bad
         item, :class:`InvalidInput` naming it) none. Items are texts or dicts of
         :meth:`remember`'s keywords, ``supersedes`` included (ids of memories that
-        exist before this call). Unlike :meth:`remember` it is a bulk write: no
-        duplicate detection and no supersession by ``subject`` + ``predicate`` slot."""
+        exist before this call). One result per item, written as the same
+        :meth:`remember` calls in a row would be: an exact duplicate (of a live,
+        current memory or of an earlier item) writes nothing and comes back with
+        ``created=False``; a ``subject`` + ``predicate`` slot is superseded, also
+        by a later item of the batch (see :mod:`engramdb.cognition.batch`)."""
         if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
             raise InvalidInput("remember_many takes a list of texts or dicts")
-        reader, now = View(self, self._at()), self._cog.clock()
-        drafts: list[Draft] = []
-        superseded: dict[str, tuple[str, ...]] = {}
+        planned: list[tuple[Draft, Any]] = []
         for index, item in enumerate(items):
             spec = _batch_item(index, item)
             supersedes = spec.pop("supersedes", None)
             meta = self._meta(spec.pop("agent", None), spec.pop("source", None),
                               spec.pop("session", None))
-            draft = self._created_draft(meta=meta, **spec)
-            planned, superseded[draft.stream] = plan_supersedes(reader, draft, supersedes,
-                                                                now=now)
-            drafts.extend(planned)
-        events = self._append(self._with_vectors(drafts))
-        return [remembered(self._nodes_get(e.stream, e.seq), created=True,
-                           superseded=superseded[e.stream])
-                for e in events if e.type == NODE_CREATED]
+            planned.append((self._created_draft(meta=meta, **spec), supersedes))
+        with self._cog.facts.guard(self.namespace, *(d.payload for d, _ in planned)):
+            plan = plan_remember_many(View(self, self._at()), self._cog.facts, planned,
+                                      now=self._cog.clock())
+            events = self._append(self._with_vectors(plan.drafts)) if plan.drafts else []
+        born = {e.stream: e.seq for e in events if e.type == NODE_CREATED}
+        out = []
+        for item in plan.items:
+            if item.existing is None:
+                out.append(remembered(self._nodes_get(item.stream, born[item.stream]),
+                                      created=True, superseded=item.superseded))
+            elif item.existing in born:  # an earlier item of this batch, repeated
+                out.append(remembered(self._nodes_get(item.existing, born[item.existing]),
+                                      created=False))
+            else:
+                out.append(remembered(Reader.get(self, item.existing), created=False))
+        return out
 
     def _with_vectors(self, drafts: list[Draft]) -> list[Draft]:
         """Add ``vector.stored`` drafts after each draft that sets text (one batch embed
@@ -394,7 +404,10 @@ class Memory(Reader):
         agent: str | None = None,
         session: str | None = None,
     ) -> Node:
-        """Change fields of a memory. ``expected_version`` makes it optimistic."""
+        """Change fields of a memory. ``expected_version`` makes it optimistic: pass
+        the ``version`` of the node you read (``ConcurrencyConflict`` if the
+        memory's stream moved since; it counts every event of the stream, the
+        ``vector.stored`` ones included)."""
         current = Reader.get(self, node_id)  # a write, not a read to count
         payload = NodeUpdated(
             text=text, name=name, domain=domain, kind=kind,
@@ -519,7 +532,8 @@ class Memory(Reader):
         """Memories relevant to ``query``: vectors + BM25 + graph + recency, fused.
 
         ``tiers``: ``"auto"`` searches the warm tiers and reaches the archival
-        one only when fewer than ``k`` warm hits clear ``tier_policy.fallback_floor``;
+        one only when fewer than ``k`` warm memories clear ``tier_policy.fallback_floor``
+        (cosine to the query);
         ``"warm"`` never does; ``"all"`` (or ``include_archival=True``) always does
         (see :mod:`engramdb.cognition.tiers`).
 
@@ -612,6 +626,12 @@ class Memory(Reader):
         id), ``"time"`` and ``"attrs"``; session, speaker, turn index and id become
         attributes, and the text is stored as ``"Speaker: text"`` so names are
         searchable. ``at`` (the session's date) becomes each turn's ``valid_from``.
+
+        Turns are utterances, not facts: each is stored, even one repeating an
+        earlier turn word for word (its session, turn index and position in the
+        ``next`` chain differ, and "yes" said twice was said twice), and turns
+        never supersede memories. Remember the facts drawn from a conversation
+        with :meth:`remember` / :meth:`remember_many` to get those rules.
         """
         drafts: list[Draft] = []
         meta = self._meta(agent, source, session)
@@ -770,7 +790,8 @@ class Memory(Reader):
 
     def flush_accesses(self) -> None:
         """Log the reads noted so far now, as one ``memory.accessed`` event (this
-        also happens every 256 reads, 30 s after the oldest waiting one, and on close).
+        also happens every 256 reads, at the first read 30 s or more after the
+        oldest waiting one (there is no timer thread), and on close).
         Reads are noted only on stores opened with ``record_reads=True``."""
         self._cog.buffer.flush()
 

@@ -1,8 +1,8 @@
 """Property test: a context behaves like a private branch of shared memory.
 
 Three stores start identical. Random operations (remember, update, relate,
-unrelate, forget) go to a context on store A and, directly, to store B; C is
-left alone. Checked:
+unrelate, forget, remember superseding a memory) go to a context on store A
+and, directly, to store B; C is left alone. Checked:
 
 * after every operation, the context reads exactly what B reads (nodes with
   their versions, out-edges, domain sizes, vector recall with its scores, the
@@ -36,6 +36,7 @@ op_st = st.one_of(
     st.tuples(st.just("relate"), pick, st.sampled_from(RELS), pick),
     st.tuples(st.just("unrelate"), pick),
     st.tuples(st.just("forget"), pick),
+    st.tuples(st.just("supersede"), text_st, pick, st.integers(1, 12)),
 )
 
 
@@ -71,7 +72,13 @@ def apply(target: Any, op: tuple[Any, ...], direct: Memory, known: list[str]) ->
         target.remember(text, domain=domain, name=text.split()[0] if named else None,
                         attrs={"n": len(known)}, id=node_id)
     elif not live:
+        if kind == "supersede":  # nothing to supersede: a plain remember keeps ids in step
+            target.remember(op[1], attrs={"n": len(known)}, id=f"n{len(known)}")
         return
+    elif kind == "supersede":  # a new memory replacing a live one, from a given month
+        _, text, i, month = op
+        target.remember(text, attrs={"n": len(known)}, id=f"n{len(known)}",
+                        supersedes=live[i % len(live)], valid_from=f"2026-{month:02d}-01")
     elif kind == "update":
         _, i, text, domain, attr = op
         fields: dict[str, Any] = {"attrs": {"a": attr}}
@@ -97,7 +104,7 @@ def reads(reader: Any, known: list[str]) -> dict[str, Any]:
     for i in known:
         if reader.exists(i):
             n = reader.get(i)
-            nodes[i] = (n.text, n.name, n.domain, n.kind, n.attrs, n.version)
+            nodes[i] = (n.text, n.name, n.domain, n.kind, n.attrs, n.version, n.valid_to)
     # raw cosines (recall's min-max normalisation would blow float noise near 0 up)
     vector = {q: {h.id: h.signals["vector"]["score"]
                   for h in reader.recall(q, k=100, signals=("vector",))} for q in QUERIES}
@@ -144,7 +151,7 @@ def test_context_is_a_private_branch(ops: list[tuple[Any, ...]], commit: bool) -
         for op in ops:
             apply(ctx, op, b, known)
             apply(b, op, b, known)
-            if op[0] == "remember":
+            if op[0] in ("remember", "supersede"):
                 known.append(f"n{len(known)}")
             assert same(reads(ctx, known), reads(b, known)), op
         assert same(visible(a, known), visible(c, known))  # nothing leaked before commit

@@ -139,6 +139,8 @@ def test_as_of_sees_the_past(world: World) -> None:
     assert now_failed == {"fail_migration"}
     past = mem.query().with_outcome("failure").as_of(before).run()
     assert sorted(names(world, past)) == ["fail_disk", "fail_migration"]
+    # a seq spelled in digits means that seq, as in Memory.as_of
+    assert mem.query().with_outcome("failure").as_of(str(before)).run() == past
     mem.record_outcome(world.ids["rollback"], "success", goal="ship v2")
     assert "rollback" in names(world, mem.query().for_goal("ship v2").run())
     assert "rollback" not in names(world, mem.query().for_goal("ship v2").as_of(before).run())

@@ -246,6 +246,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from engramdb.cognition import AccessStats, Outcomes  # noqa: E402
+from engramdb.projections import NodeState  # noqa: E402
 
 TEXTS = ["alpha", "beta", "gamma", "alpha beta"]
 SLOTS = [None, {"subject": "s", "predicate": "p"}, {"subject": "S", "predicate": "q"}]
@@ -257,8 +258,9 @@ OPS = st.one_of(
     st.tuples(st.just("read"), st.integers(0, 9), st.integers(1, 300)),
     st.tuples(st.just("outcome"), st.integers(0, 9), st.integers(0, 3)),
     st.tuples(st.just("relate"), st.integers(0, 9), st.integers(0, 9)),
+    st.tuples(st.just("many"), st.integers(0, 80), st.integers(0, 80)),
 )
-NAMES = ("facts", "outcomes", "accesses")
+NAMES = ("facts", "outcomes", "accesses", "nodes")
 
 
 def apply(mem: Memory, ids: list[str], op: tuple[str, int, int]) -> None:
@@ -282,19 +284,26 @@ def apply(mem: Memory, ids: list[str], op: tuple[str, int, int]) -> None:
             mem.record_outcome(pick, ["success", "failure"][b % 2], goal=["g1", None][b // 2])
         elif kind == "relate":
             mem.relate(pick, ["supersedes", "contradicts", "caused"][b % 3], ids[b % len(ids)])
+        elif kind == "many":  # a batch of three: texts and slots from the digits of a, b
+            items = [{"text": TEXTS[x % 4], "attrs": SLOTS[x % 3] or {}} for x in (a, b, a // 4)]
+            ids.extend(r.id for r in mem.remember_many(items))
     except (NotFound, Conflict):
         pass  # forgotten memories, duplicates that do not supersede: nothing written
 
 
 def state(proj: object) -> object:
+    if isinstance(proj, NodeState):
+        return {i: proj.versions(i) for i in proj.ids()}
     return proj.state()  # type: ignore[attr-defined]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(first=st.lists(OPS, max_size=15), second=st.lists(OPS, max_size=15))
 def test_cognition_projections_equal_replay_and_snapshot_plus_tail(first, second) -> None:
-    kinds = {"facts": FactIndex, "outcomes": Outcomes, "accesses": AccessStats}
-    with Memory.open(":memory:", embedder=None, record_reads=True) as mem:
+    kinds = {"facts": FactIndex, "outcomes": Outcomes, "accesses": AccessStats,
+             "nodes": NodeState}
+    # vectors on: their events share the memories' streams (node versions count them)
+    with Memory.open(":memory:", embedder=HashingEmbedder(dim=8), record_reads=True) as mem:
         ids: list[str] = []
         for op in first:
             apply(mem, ids, op)
@@ -356,3 +365,117 @@ def test_forgetting_restores_an_earlier_end_and_spares_what_is_still_superseded(
     mem.forget(d.id)
     assert mem.get(b.id).valid_to == to_us("2026-05-01")
     assert event_types(mem, before) == ["node.forgotten"]
+
+
+# -- remember_many: the rules of remember, in one commit ----------------------
+
+
+def test_remember_many_dedupes_like_remember(mem: Memory) -> None:
+    a = mem.remember("Alpha ships in May")
+    head = mem.seq
+    got = mem.remember_many(["Alpha ships in May", "Beta ships in June", "Beta ships in June"])
+    assert [(r.id, r.created) for r in got] == [
+        (a.id, False), (got[1].id, True), (got[1].id, False)]
+    assert event_types(mem, head).count(NODE_CREATED) == 1  # only Beta was written
+    head = mem.seq
+    again = mem.remember_many(["Beta ships in June", {"text": "Alpha ships in May"}])
+    assert [r.id for r in again] == [got[1].id, a.id] and not any(r.created for r in again)
+    assert mem.seq == head  # all duplicates: nothing written at all
+
+
+def test_remember_many_supersedes_slots_also_within_the_batch(mem: Memory) -> None:
+    berlin = mem.remember("Maya lives in Berlin", attrs=LIVES)
+    lisbon, porto, tea = mem.remember_many([
+        {"text": "Maya lives in Lisbon", "attrs": LIVES, "valid_from": "2026-03-01"},
+        {"text": "Maya lives in Porto", "attrs": LIVES, "valid_from": "2026-05-01"},
+        "Maya likes tea",
+    ])
+    assert lisbon.superseded == (berlin.id,) and porto.superseded == (lisbon.id,)
+    assert not tea.superseded
+    assert mem.get(berlin.id).valid_to == lisbon.valid_from
+    assert mem.get(lisbon.id).valid_to == porto.valid_from == to_us("2026-05-01")
+    def lives(**kw: object) -> list[str]:
+        return [t for t in texts(mem.recall("where does Maya live", k=5, **kw)) if "lives" in t]
+
+    assert lives() == ["Maya lives in Porto"]
+    assert lives(valid_at="2026-04-01") == ["Maya lives in Lisbon"]
+    # an item repeating the batch's superseded fact is a new memory, as in remember
+    [back] = mem.remember_many([{"text": "Maya lives in Berlin", "attrs": LIVES}])
+    assert back.created and back.id != berlin.id and back.superseded == (porto.id,)
+
+
+ITEMS = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(-2, 8)),
+                 max_size=8)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(before=ITEMS, batch=ITEMS)
+def test_remember_many_equals_the_same_remembers_in_a_row(before, batch) -> None:
+    def run(many: bool) -> tuple[list[bool], dict]:
+        with Memory.open(":memory:", embedder=None, clock=FakeClock(10**15)) as m:
+            ids = [m.remember(TEXTS[t], attrs=SLOTS[s]).id for t, s, _ in before]
+            specs = [{"text": TEXTS[t], "attrs": SLOTS[s] or {},
+                      "valid_from": 10**15 - 9 + 2 * t + s,
+                      "supersedes": ids[x] if 0 <= x < len(ids) else None}
+                     for t, s, x in batch]
+            try:
+                got = m.remember_many(specs) if many else [m.remember(**sp) for sp in specs]
+            except (NotFound, Conflict) as exc:  # a forgotten/duplicate target: same error
+                return [], {"error": type(exc).__name__}
+            facts = m.store.projection("facts")
+            all_ids = m.store.projection("nodes").ids()  # type: ignore[attr-defined]
+            nodes = [m.get(i) for i in all_ids]
+            current = sorted(repr((n.text, n.valid_to)) for n in nodes
+                             if not facts.is_superseded(n.id))  # type: ignore[attr-defined]
+            ends = sorted(repr((n.text, n.valid_from, n.valid_to)) for n in nodes)
+            return [r.created for r in got], {"current": current, "ends": ends,
+                                              "n": len(facts.state()["keys"])}
+
+    assert run(many=True) == run(many=False)
+
+
+def test_forget_reopens_a_supersession_written_without_edge_attributes(mem: Memory) -> None:
+    """Stores written before supersedes edges recorded what they closed."""
+    from engramdb.events import Draft, EdgeAdded, Meta, NodeUpdated, edge_stream
+
+    old = mem.remember("Maya lives in Berlin", valid_from="2026-01-01")
+    start = to_us("2026-06-01")
+    created = mem._created_draft("Maya lives in Lisbon", meta=Meta(), valid_from=start)
+    mem.store.append([  # what the previous release's remember(supersedes=) appended
+        created,
+        Draft(type=NODE_UPDATED, stream=old.id, namespace="default", payload=NodeUpdated(),
+              valid_to=start),
+        Draft(type=EDGE_ADDED, stream=edge_stream(created.stream, "supersedes", old.id),
+              namespace="default",
+              payload=EdgeAdded(src=created.stream, rel="supersedes", dst=old.id)),
+    ])
+    assert mem.get(old.id).valid_to == start
+    mem.forget(created.stream)
+    assert mem.get(old.id).valid_to is None
+
+
+def test_supersedes_edges_record_what_they_closed(mem: Memory) -> None:
+    old = mem.remember("Promo runs", valid_from="2026-01-01", valid_to="2026-09-01")
+    new = mem.remember("Promo stopped early", supersedes=old.id, valid_from="2026-06-01")
+    [edge] = [n.edge for n in mem.neighbors(new.id, rel="supersedes")]
+    assert edge.attrs == {"valid_to": new.valid_from, "valid_to_before": to_us("2026-09-01")}
+    later = mem.remember("Promo is over", supersedes=old.id, valid_from="2026-12-01")
+    [edge] = [n.edge for n in mem.neighbors(later.id, rel="supersedes")]
+    assert edge.attrs == {}  # it had ended before: nothing closed, nothing to reopen
+
+
+def test_forgetting_the_middle_of_a_chain_lets_the_newest_replace_the_oldest(
+    mem: Memory,
+) -> None:
+    berlin = mem.remember("Maya lives in Berlin", attrs=LIVES, valid_from="2026-01-01")
+    lisbon = mem.remember("Maya lives in Lisbon", attrs=LIVES, valid_from="2026-03-01")
+    porto = mem.remember("Maya lives in Porto", attrs=LIVES, valid_from="2026-05-01")
+    mem.forget(lisbon.id)  # as if never said: Porto replaced Berlin
+    assert mem.get(berlin.id).valid_to == porto.valid_from
+    assert [n.node.id for n in mem.neighbors(porto.id, rel="supersedes")] == [berlin.id]
+    assert texts(mem.recall("where does Maya live", k=5)) == ["Maya lives in Porto"]
+    assert texts(mem.recall("where does Maya live", k=5, valid_at="2026-04-01")) == [
+        "Maya lives in Berlin"]
+    mem.forget(porto.id)  # and forgetting that too leaves Berlin, open again
+    assert mem.get(berlin.id).valid_to is None
+    assert texts(mem.recall("where does Maya live", k=5)) == ["Maya lives in Berlin"]

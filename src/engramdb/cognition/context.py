@@ -39,9 +39,17 @@ Semantics (each decision and why):
   a time (not thread-safe); two handles on the same context stay consistent
   through the log (before each write or commit a handle reloads what the
   other staged; two stagings racing conflict on the context's own stream).
-* Not (yet) in a context: ``remember(supersedes=...)`` and fact-slot
-  supersession, exact-duplicate detection, ``remember_many``, the compressed
-  index and the query builder; reads in a context are not logged as accesses.
+* Forgetting a memory reopens what it superseded, as :meth:`Memory.forget`
+  does (staged with the forget).
+* ``remember(supersedes=...)`` works as in shared memory.
+* Not (yet) in a context: fact-slot supersession, exact-duplicate detection
+  and ``remember_many`` (their rules read the ``facts`` projection, which
+  answers for the present only, while a context reads at ``read_seq`` plus its
+  own writes: a context-aware fact index is needed first), the compressed index
+  and the query builder (they read projections the overlay does not wrap);
+  reads in a context are not logged as accesses. Write skew is accepted: two
+  contexts that each read what the other writes both commit (only written
+  streams are version-checked).
 """
 
 from __future__ import annotations
@@ -71,7 +79,6 @@ from ..events import (
     NODE_CREATED,
     NODE_FORGOTTEN,
     NODE_UPDATED,
-    REDACTED,
     Draft,
     EdgeAdded,
     EdgeRemoved,
@@ -79,7 +86,6 @@ from ..events import (
     Meta,
     NodeForgotten,
     NodeUpdated,
-    Redacted,
     check_stream,
     edge_stream,
     from_us,
@@ -100,7 +106,7 @@ from ..events.types import (
 )
 from ..projections import Edge, Node
 from ..recall.engine import Hit, HitProvenance, compile_filters, recall
-from ..view import Provenance, Reader
+from ..view import Provenance, Reader, _field_value, _mask, _named, _sets
 from .overlay import (
     LOCAL_SEQ,
     LocalState,
@@ -112,7 +118,7 @@ from .overlay import (
     OverlayVectors,
 )
 from .staging import MAX_NAME, ContextsProjection, OpenContext, StagedOp, context_stream
-from .supersession import current_only
+from .supersession import current_only, reopen_drafts, replacing, supersedes_ids
 
 if TYPE_CHECKING:
     from ..memory import Memory
@@ -121,7 +127,6 @@ if TYPE_CHECKING:
 __all__ = ["Context", "ContextInfo", "open_context", "list_contexts", "contexts_projection"]
 
 _UNSET: Any = UNSET
-_TOP_FIELDS = ("text", "name", "domain", "kind")
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,8 +339,11 @@ class Context(Reader):
         agent: str | None = None,
         session: str | None = None,
         id: str | None = None,
+        supersedes: str | Sequence[str] | None = None,
     ) -> Node:
-        """Stage a new memory (see :meth:`Memory.remember`); visible here at once."""
+        """Stage a new memory (see :meth:`Memory.remember`); visible here at once.
+        ``supersedes`` (ids visible here) replaces those memories as in
+        :meth:`Memory.remember`; slots and duplicates are not detected here."""
         node_id = check_stream(id) if id is not None else new_id()
         if self._store.log.stream_version(node_id) or self._local.versions.get(node_id):
             raise ConcurrencyConflict(f"a stream {node_id!r} already exists", stream=node_id)
@@ -343,7 +351,13 @@ class Context(Reader):
             text, domain=domain, kind=kind, name=name, attrs=attrs, valid_from=valid_from,
             valid_to=valid_to, meta=self._meta(agent, source, session), id=node_id,
         )
-        self._stage(self._mem._with_vectors([draft]))
+        replaced = supersedes_ids(supersedes)
+        if node_id in replaced:
+            raise InvalidInput("a memory cannot supersede itself")
+        olds = [self.get(i) for i in replaced]  # NotFound: nothing staged
+        now = self._mem._cog.clock()
+        drafts, _ = replacing(draft, [(o.id, o.valid_to) for o in olds], now=now)
+        self._stage(self._mem._with_vectors(drafts))
         return self._node(node_id)
 
     def update(
@@ -403,12 +417,15 @@ class Context(Reader):
         )])
 
     def forget(self, node_id: str, *, reason: str | None = None, agent: str | None = None) -> Event:
-        """Stage forgetting a memory: gone from this context now, from everyone at commit."""
+        """Stage forgetting a memory: gone from this context now, from everyone at
+        commit. As :meth:`Memory.forget`, the memories it superseded get their
+        validity back."""
         node = self.get(node_id)
+        meta = self._meta(agent, None, None)
         return self._stage([Draft(
             type=NODE_FORGOTTEN, stream=node.id, namespace=self.namespace,
-            payload=NodeForgotten(reason=reason), meta=self._meta(agent, None, None),
-        )])[0]
+            payload=NodeForgotten(reason=reason), meta=meta,
+        ), *reopen_drafts(self, node.id, meta)])[0]
 
     def _node(self, node_id: str) -> Node:
         node = self._nodes.get(node_id, 0)
@@ -565,7 +582,7 @@ class Context(Reader):
         node = self.get(node_id)
         for e in reversed([e for e in self._local.events if e.stream == node.id]):
             if _sets(e, field):
-                value = getattr(node, field) if field in _TOP_FIELDS else node.attrs.get(field[6:])
+                value = _field_value(node, field)
                 return Provenance(
                     node_id=node.id, field=field, value=value, event_id=e.id, seq=e.seq,
                     type=e.type, recorded_at=from_us(e.recorded_at), agent=e.meta.agent,
@@ -615,27 +632,3 @@ class Context(Reader):
         state = self._closed or f"{len(self._local.events)} staged"
         return (f"Context({self.name!r}, namespace={self.namespace!r}, "
                 f"read_seq={self._read_seq}, {state})")
-
-
-def _named(node: Node | None, namespace: str, key: str) -> bool:
-    return (
-        node is not None and not node.forgotten and node.namespace == namespace
-        and node.name is not None and node.name.casefold() == key
-    )
-
-
-def _sets(event: Event, field: str) -> bool:
-    p = event.payload
-    if event.type == NODE_CREATED:
-        return field in _TOP_FIELDS or field[6:] in p.attrs
-    if event.type == NODE_UPDATED:
-        if field in _TOP_FIELDS:
-            return getattr(p, field) is not UNSET
-        return field[6:] in p.attrs
-    return False
-
-
-def _mask(event: Event) -> Event:
-    if event.type in (NODE_FORGOTTEN, REDACTED):
-        return event
-    return msgspec.structs.replace(event, type=REDACTED, schema=1, payload=Redacted(was=event.type))

@@ -25,7 +25,7 @@ import contextlib
 import hashlib
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from msgspec import UNSET
@@ -33,7 +33,7 @@ from msgspec import UNSET
 from ..errors import InvalidPayload
 from ..events import EDGE_ADDED, EDGE_REMOVED, NODE_CREATED, NODE_FORGOTTEN, NODE_UPDATED, Event
 
-__all__ = ["FactIndex", "SUPERSEDES", "content_key", "slot_of"]
+__all__ = ["FactIndex", "FactReads", "SUPERSEDES", "content_key", "slot_of"]
 
 #: The relation from a newer memory to the one it replaces.
 SUPERSEDES = "supersedes"
@@ -73,6 +73,15 @@ def slot_of(namespace: str, attrs: dict[str, Any]) -> Slot | None:
     return None
 
 
+class FactReads(Protocol):
+    """The two questions planning a remember asks (a :class:`FactIndex`, or one
+    overlaid with a batch being planned)."""
+
+    def duplicate_of(self, key: str) -> str | None: ...
+
+    def current_in_slot(self, slot: Slot) -> list[str]: ...
+
+
 class _Fields(msgspec.Struct, array_like=True, gc=False):
     """What the content key is made of (the text only as its digest)."""
 
@@ -102,15 +111,21 @@ class FactIndex:
         self.reset()
 
     @contextlib.contextmanager
-    def guard(self, namespace: str, payload: dict[str, Any]) -> Iterator[None]:
-        """Hold the locks of this content key and slot (see :func:`plan_remember`)."""
-        key = content_key(namespace, payload.get("kind", "memory"), payload.get("text", ""),
-                          payload.get("domain"), payload.get("name"), payload.get("attrs", {}))
-        stripes = {int(key[:8], 16) % _STRIPES}
-        slot = slot_of(namespace, payload.get("attrs", {}))
-        if slot is not None:
-            digest = hashlib.blake2b("\x1f".join(slot).encode(), digest_size=4).hexdigest()
-            stripes.add(int(digest, 16) % _STRIPES)
+    def guard(self, namespace: str, *payloads: dict[str, Any]) -> Iterator[None]:
+        """Hold the locks of these memories' content keys and slots (see
+        :func:`plan_remember`)."""
+        stripes: set[int] = set()
+        for payload in payloads:
+            key = content_key(namespace, payload.get("kind", "memory"), payload.get("text", ""),
+                              payload.get("domain"), payload.get("name"),
+                              payload.get("attrs", {}))
+            stripes.add(int(key[:8], 16) % _STRIPES)
+            slot = slot_of(namespace, payload.get("attrs", {}))
+            if slot is not None:
+                digest = hashlib.blake2b("\x1f".join(slot).encode(), digest_size=4).hexdigest()
+                stripes.add(int(digest, 16) % _STRIPES)
+            if len(stripes) == _STRIPES:
+                break
         locks = [self._stripes[i] for i in sorted(stripes)]  # one order: no deadlock
         with contextlib.ExitStack() as stack:
             for lock in locks:

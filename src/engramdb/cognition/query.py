@@ -63,7 +63,7 @@ import numpy as np
 from ..errors import InvalidInput, InvalidQuery
 from ..events import to_us
 from ..projections import Node
-from ..view import Reader, View, resolve_seq
+from ..view import Reader, View, parse_seq, resolve_seq
 from .outcomes import Outcomes
 from .salience import AccessStats, SalienceSettings, explain
 from .supersession import superseded_at
@@ -213,6 +213,12 @@ class Query:
     def as_of(self, when: datetime | int | str) -> Query:
         if isinstance(when, bool):
             raise InvalidQuery("as_of takes a datetime, an ISO time string or a seq")
+        if isinstance(when, str):
+            try:
+                seq = parse_seq(when)  # a seq spelled in digits, as Memory.as_of takes it
+            except InvalidInput as exc:
+                raise InvalidQuery(str(exc)) from None
+            when = when if seq is None else seq
         if isinstance(when, int):
             if when < 0:
                 raise InvalidQuery("a seq is never negative")

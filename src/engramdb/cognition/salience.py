@@ -43,6 +43,7 @@ from ..projections import Node
 from ..view import Reader
 from .facts import SUPERSEDES
 from .outcomes import Outcomes
+from .supersession import is_live
 
 __all__ = [
     "AccessBuffer",
@@ -220,14 +221,19 @@ class AccessBuffer:
         return todo
 
     def _send(self, todo: list[tuple[str, int]]) -> None:
+        # outside the lock (readers must not wait for the log); batches sent by
+        # racing threads may land in either order, which the counts and the
+        # max-of-times in AccessStats do not mind
         for start in range(0, len(todo), self.batch):
             chunk = todo[start:start + self.batch]
             try:
                 self._write(chunk)
             except Exception:  # a read must not fail because its bookkeeping could not be logged
-                self.dropped += len(chunk)
+                with self._lock:
+                    self.dropped += len(chunk)
             else:
-                self.events += 1
+                with self._lock:
+                    self.events += 1
 
 
 def importance_of(reader: Reader, node: Node, settings: SalienceSettings) -> tuple[float, str]:
@@ -254,8 +260,8 @@ def explain(
     age_days = max(0.0, (now - touched) / _DAY_US)
     decay = 2.0 ** (-age_days / settings.half_life_days)
     incoming = reader._adjacency.edges(node.id, at, direction="in")
-    superseded = any(e.rel == SUPERSEDES and _live(reader, e.src) for e in incoming)
-    contradicted = any(e.rel == CONTRADICTS and _live(reader, e.src) for e in incoming)
+    superseded = any(e.rel == SUPERSEDES and is_live(reader, e.src) for e in incoming)
+    contradicted = any(e.rel == CONTRADICTS and is_live(reader, e.src) for e in incoming)
     penalty = ((settings.superseded_factor if superseded else 1.0)
                * (settings.contradicted_factor if contradicted else 1.0))
     n_outcomes = outcomes.count(node.id, at)
@@ -270,8 +276,3 @@ def explain(
         contradicted=contradicted, penalty=penalty, outcomes=n_outcomes,
         outcome_factor=outcome_factor,
     )
-
-
-def _live(reader: Reader, node_id: str) -> bool:
-    node = reader._nodes.get(node_id, reader.seq)
-    return node is not None and not node.forgotten

@@ -10,6 +10,8 @@
    earlier), so ``recall(valid_at=...)`` before the change finds the old fact;
 3. an edge ``new -supersedes-> old`` for each, so every view knows which
    memory replaced which, and ``as_of`` a seq before the commit sees neither.
+   When step 2 closed the old memory, the edge's attributes record it
+   (``valid_to``: the end it set, ``valid_to_before``: the end it had).
 
 No new event type is needed: supersession is a validity interval plus a typed
 edge, both time-travelable by the existing projections.
@@ -22,11 +24,14 @@ Forgetting undoes a supersession. Forgetting is retroactive (the forgotten
 memory vanishes from every view, past ones included), so the memories it had
 replaced are current again; :func:`reopen_drafts` makes the forget's commit
 also give each of them back the ``valid_to`` it had before the supersession
-closed it (usually none: a ``node.updated`` with ``reopen``), unless another
-live memory still supersedes it or its ``valid_to`` was changed since. After
-the forget, ``valid_at`` a time past the change finds the older fact again.
-Views as of a seq before the forget keep the closed interval they had (the
-log is not rewritten; only content is masked).
+closed it (usually none: a ``node.updated`` with ``reopen``), read from the
+edge (or, for edges written before they recorded it, from the old memory's
+versions), unless another live memory still supersedes it or its
+``valid_to`` was changed since. After the forget, ``valid_at`` a time past the
+change finds the older fact again. Forgetting the middle of a chain
+``a <- b <- c`` leaves ``c`` replacing ``a`` (an edge, and ``a`` ending when
+``c`` starts), as if ``b`` had never been said. Views as of a seq before the forget keep the
+closed interval they had (the log is not rewritten; only content is masked).
 """
 
 from __future__ import annotations
@@ -38,12 +43,16 @@ import msgspec
 
 from ..errors import Conflict, InvalidInput
 from ..events import EDGE_ADDED, NODE_UPDATED, Draft, EdgeAdded, Meta, NodeUpdated, edge_stream
-from ..projections import Node
+from ..projections import Edge, Node
 from ..view import Reader
-from .facts import SUPERSEDES, FactIndex, content_key, slot_of
+from .facts import SUPERSEDES, FactIndex, FactReads, content_key, slot_of
 
-__all__ = ["Remembered", "RememberPlan", "plan_remember", "plan_supersedes", "remembered",
-           "reopen_drafts", "superseded_at", "current_only"]
+#: Attributes of a ``supersedes`` edge that closed the older memory's validity:
+#: the ``valid_to`` it set, and the one the memory had before (None: open).
+CLOSED, BEFORE = "valid_to", "valid_to_before"
+
+__all__ = ["Remembered", "RememberPlan", "plan_remember", "remembered", "replacing",
+           "reopen_drafts", "superseded_at", "supersedes_ids", "current_only", "is_live"]
 
 
 class Remembered(Node, frozen=True, kw_only=True, gc=False):
@@ -61,7 +70,8 @@ class RememberPlan(msgspec.Struct, frozen=True):
     superseded: tuple[str, ...]
 
 
-def _ids(supersedes: str | Sequence[str] | None) -> list[str]:
+def supersedes_ids(supersedes: str | Sequence[str] | None) -> list[str]:
+    """``supersedes=`` as a list of distinct ids (:class:`InvalidInput` if it is not)."""
     if supersedes is None:
         return []
     ids = [supersedes] if isinstance(supersedes, str) else supersedes
@@ -71,7 +81,7 @@ def _ids(supersedes: str | Sequence[str] | None) -> list[str]:
 
 
 def plan_remember(
-    reader: Reader, facts: FactIndex, draft: Draft, supersedes: str | Sequence[str] | None,
+    reader: Reader, facts: FactReads, draft: Draft, supersedes: str | Sequence[str] | None,
     *, now: int,
 ) -> RememberPlan:
     """The drafts that remember ``draft`` (a ``node.created``): none if it is an
@@ -81,7 +91,7 @@ def plan_remember(
     same content or slot slips in between the check and the write."""
     p: dict[str, Any] = draft.payload
     attrs = p.get("attrs", {})
-    explicit = _ids(supersedes)
+    explicit = supersedes_ids(supersedes)
     dup = facts.duplicate_of(content_key(draft.namespace, p.get("kind", "memory"), p["text"],
                                          p.get("domain"), p.get("name"), attrs))
     if dup is not None and reader.exists(dup):
@@ -98,71 +108,98 @@ def plan_remember(
         known = {o.id for o in olds}
         olds += [reader.get(i) for i in facts.current_in_slot(slot)
                  if i not in known and reader.exists(i)]
-    drafts, superseded = _replacing(draft, olds, now=now)
+    drafts, superseded = replacing(draft, [(o.id, o.valid_to) for o in olds], now=now)
     return RememberPlan(None, drafts, superseded)
 
 
-def plan_supersedes(
-    reader: Reader, draft: Draft, supersedes: str | Sequence[str] | None, *, now: int,
+def replacing(
+    draft: Draft, olds: Sequence[tuple[str, int | None]], *, now: int,
 ) -> tuple[list[Draft], tuple[str, ...]]:
-    """``draft`` (a ``node.created``) plus what replacing the memories ``supersedes``
-    names writes (their ``valid_to``, the ``supersedes`` edges): the explicit part
-    of :func:`plan_remember`, without duplicate or slot detection
-    (``Memory.remember_many``). :class:`NotFound` for an unknown id."""
-    explicit = _ids(supersedes)
-    if draft.stream in explicit:
-        raise InvalidInput("a memory cannot supersede itself")
-    return _replacing(draft, [reader.get(i) for i in explicit], now=now)
-
-
-def _replacing(
-    draft: Draft, olds: list[Node], *, now: int,
-) -> tuple[list[Draft], tuple[str, ...]]:
+    """``draft`` (a ``node.created``) replacing the memories ``olds`` (id, valid_to):
+    it starts (``valid_from``, default ``now``), each old one ends then unless it
+    ended earlier, and a ``supersedes`` edge links each."""
     if not olds:
         return [draft], ()
     start = draft.valid_from if draft.valid_from is not None else now
-    drafts = [msgspec.structs.replace(draft, valid_from=start)]
-    for old in olds:
-        if old.valid_to is None or old.valid_to > start:
-            drafts.append(Draft(type=NODE_UPDATED, stream=old.id, namespace=draft.namespace,
-                                payload=NodeUpdated(), meta=draft.meta, valid_to=start))
-    for old in olds:
-        drafts.append(Draft(
-            type=EDGE_ADDED, stream=edge_stream(draft.stream, SUPERSEDES, old.id),
-            namespace=draft.namespace, meta=draft.meta,
-            payload=EdgeAdded(src=draft.stream, rel=SUPERSEDES, dst=old.id),
+    created = msgspec.structs.replace(draft, valid_from=start)
+    return ([created, *_closing(draft.stream, olds, start, draft.namespace, draft.meta)],
+            tuple(old_id for old_id, _ in olds))
+
+
+def _closing(
+    src: str, olds: Sequence[tuple[str, int | None]], start: int, namespace: str, meta: Meta,
+) -> list[Draft]:
+    """``src`` replacing ``olds`` from ``start``: their ends, then the edges."""
+    updates, edges = [], []
+    for old_id, valid_to in olds:
+        closes = valid_to is None or valid_to > start
+        if closes:
+            updates.append(Draft(type=NODE_UPDATED, stream=old_id, namespace=namespace,
+                                 payload=NodeUpdated(), meta=meta, valid_to=start))
+        # what the edge closed, so forgetting src can reopen it (reopen_drafts)
+        edges.append(Draft(
+            type=EDGE_ADDED, stream=edge_stream(src, SUPERSEDES, old_id), namespace=namespace,
+            meta=meta, payload=EdgeAdded(src=src, rel=SUPERSEDES, dst=old_id,
+                                         attrs={CLOSED: start, BEFORE: valid_to} if closes else {}),
         ))
-    return drafts, tuple(o.id for o in olds)
+    return [*updates, *edges]
 
 
 def reopen_drafts(reader: Reader, node_id: str, meta: Meta) -> list[Draft]:
-    """What forgetting ``node_id`` must also write: for each memory it supersedes,
-    a ``node.updated`` restoring the ``valid_to`` the supersession closed (see the
-    module doc). Append them in the forget's commit."""
+    """What forgetting ``node_id`` must also write (append or stage them with the
+    forget), as if it had never been: each memory it superseded gets back the
+    ``valid_to`` the supersession closed or, when live memories supersede
+    ``node_id`` itself, those now replace it directly (edges, and its end at the
+    earliest of their starts). See the module doc."""
     at, nodes = reader.seq, reader._nodes
-    versions = nodes.versions(node_id)
-    born = versions[0].seq if versions else 0
-    drafts = []
+    later = sorted(  # latest start first: the last update written (the earliest) wins
+        ((_start(n), n.id) for e in reader._adjacency.edges(node_id, at, direction="in",
+                                                             rel=SUPERSEDES)
+         if e.src != node_id and (n := nodes.get(e.src, at)) is not None and not n.forgotten),
+        reverse=True)
+    drafts: list[Draft] = []
     for edge in reader._adjacency.edges(node_id, at, rel=SUPERSEDES):
         old = nodes.get(edge.dst, at)
         if old is None or old.forgotten or old.namespace != reader.namespace:
             continue
-        if any(e.src != node_id and _live(reader, e.src)
+        if any(e.src != node_id and is_live(reader, e.src)
                for e in reader._adjacency.edges(old.id, at, direction="in", rel=SUPERSEDES)):
             continue  # still replaced by another live memory
-        closed, before = nodes.get(old.id, edge.start), nodes.get(old.id, born - 1)
-        if before is None or closed is None or closed.valid_to != old.valid_to:
-            continue  # its validity changed since the supersession: leave it
-        if old.valid_to == before.valid_to:
-            continue  # the supersession did not close it (it had ended earlier)
-        drafts.append(Draft(
-            type=NODE_UPDATED, stream=old.id, namespace=old.namespace, meta=meta,
-            payload=NodeUpdated(reopen=before.valid_to is None), valid_to=before.valid_to,
-        ))
+        closed = _closed(reader, edge, node_id)
+        was = closed[1] if closed is not None and old.valid_to == closed[0] else old.valid_to
+        if later:  # a chain a <- node <- b loses its middle: b replaces a
+            for start, src in later:
+                drafts.extend(_closing(src, [(old.id, was)], start, old.namespace, meta))
+        elif was != old.valid_to:  # otherwise its validity changed since: leave it
+            drafts.append(Draft(
+                type=NODE_UPDATED, stream=old.id, namespace=old.namespace, meta=meta,
+                payload=NodeUpdated(reopen=was is None), valid_to=was,
+            ))
     return drafts
 
 
-def _live(reader: Reader, node_id: str) -> bool:
+def _start(node: Node) -> int:
+    return node.valid_from if node.valid_from is not None else node.created_at
+
+
+def _closed(reader: Reader, edge: Edge, node_id: str) -> tuple[int, int | None] | None:
+    """(the ``valid_to`` a supersedes edge set, the one before), or None if it set none."""
+    if CLOSED in edge.attrs:
+        return edge.attrs[CLOSED], edge.attrs.get(BEFORE)
+    # an edge from before edges recorded it: ask the versions of the older memory
+    versions = getattr(reader._nodes, "versions", None)
+    born = versions(node_id) if versions is not None else None
+    if not born or edge.attrs:
+        return None
+    after = reader._nodes.get(edge.dst, edge.start)
+    before = reader._nodes.get(edge.dst, born[0].seq - 1)
+    if after is None or before is None or after.valid_to in (None, before.valid_to):
+        return None
+    return after.valid_to, before.valid_to
+
+
+def is_live(reader: Reader, node_id: str) -> bool:
+    """Whether ``node_id`` exists, unforgotten, as of the reader's seq."""
     node = reader._nodes.get(node_id, reader.seq)
     return node is not None and not node.forgotten
 
@@ -178,12 +215,8 @@ def _supersedes(reader: Reader, src: str, dst: str) -> bool:
 
 def superseded_at(reader: Reader, node_id: str) -> bool:
     """Whether a live memory supersedes ``node_id`` as of the reader's seq."""
-    at = reader.seq
-    for e in reader._adjacency.edges(node_id, at, direction="in", rel=SUPERSEDES):
-        other = reader._nodes.get(e.src, at)
-        if other is not None and not other.forgotten:
-            return True
-    return False
+    edges = reader._adjacency.edges(node_id, reader.seq, direction="in", rel=SUPERSEDES)
+    return any(is_live(reader, e.src) for e in edges)
 
 
 def current_only(

@@ -29,9 +29,10 @@ nothing changed moves nothing.
 
 Recall (:func:`tiered_recall`) searches the warm tiers; ``tiers="all"``
 searches the archival tier too (results merged by score), and ``"auto"`` (the
-default) does so only when the warm tiers return fewer than ``k`` hits above
-``TierPolicy.fallback_floor`` (vector cosine, or a text match when the store
-has no vectors). A recall *as of* a seq before some later move searches both
+default) does so only when the warm tiers hold fewer than ``k`` candidates
+above ``TierPolicy.fallback_floor``: memories passing the recall's filters
+whose vector cosine to the query clears the floor (a BM25 match when the
+store has no vectors). A recall *as of* a seq before some later move searches both
 tiers and keeps each memory only if its tier at that seq was wanted: an
 archival memory recalled as of before its archiving behaves as it did then.
 """
@@ -98,6 +99,9 @@ class TierPolicy:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise InvalidInput(f"TierPolicy.{name} must be a number >= 0")
+        floor = self.fallback_floor
+        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or floor != floor:
+            raise InvalidInput("TierPolicy.fallback_floor must be a number")
         if not self.restore_above > self.archive_below:
             raise InvalidInput("TierPolicy.restore_above must exceed archive_below (hysteresis)")
 
@@ -140,6 +144,9 @@ class TiersProjection:
     name = "tiers"
 
     def __init__(self) -> None:
+        #: recalls with ``tiers="auto"`` that reached the archival tier by themselves
+        #: (an in-process counter, not state: replay does not rebuild it)
+        self.fallbacks = 0
         self.reset()
 
     def reset(self) -> None:
@@ -306,6 +313,7 @@ class _TierSearch:
         self._tier = tier
         self._tiers = tiers
         self.supports_domains = getattr(proj, "supports_domains", False)
+        self.ranked: list[tuple[str, float]] = []  # what the last search returned
 
     def search(
         self, query: Any, k: int, *, at: int, namespace: str,
@@ -315,6 +323,7 @@ class _TierSearch:
         if at >= self._tiers.last_archival_move or self._tier == "all":
             found: list[tuple[str, float]] = search(query, k, at=at, namespace=namespace,
                                                     accept=accept, tier=self._tier, **extra)
+            self.ranked = found
             return found
         # as of a seq before a later archival move: tier membership then, not now
         tiers, wanted_archival = self._tiers, self._tier == ARCHIVAL
@@ -324,6 +333,7 @@ class _TierSearch:
             return was == wanted_archival and (accept is None or accept(node_id))
 
         found = search(query, k, at=at, namespace=namespace, accept=then, tier="all", **extra)
+        self.ranked = found
         return found
 
 
@@ -346,14 +356,6 @@ class _OneQueryMemo:
         return getattr(self._embedder, name)
 
 
-def above_floor(hit: Hit, floor: float, *, has_vectors: bool) -> bool:
-    """Whether a hit is good enough not to reach for the archival tier."""
-    vector = hit.signals.get("vector")
-    if vector is not None:
-        return vector.get("score", 0.0) >= floor
-    return not has_vectors and "text" in hit.signals
-
-
 def tiered_recall(
     run: Callable[..., list[Hit]], *, tiers: TiersProjection, mode: str, namespace: str,
     text: Any, vectors: Any, embedder: Any, k: int, floor: float,
@@ -365,14 +367,19 @@ def tiered_recall(
         return run(text=_TierSearch(text, "all", tiers),
                    vectors=vectors and _TierSearch(vectors, "all", tiers), embedder=embedder)
     memo = embedder and _OneQueryMemo(embedder)
-    hits = run(text=_TierSearch(text, "warm", tiers),
-               vectors=vectors and _TierSearch(vectors, "warm", tiers), embedder=memo)
+    warm_text = _TierSearch(text, "warm", tiers)
+    warm_vectors = vectors and _TierSearch(vectors, "warm", tiers)
+    hits = run(text=warm_text, vectors=warm_vectors, embedder=memo)
     if mode == "warm" or not tiers.has_archival(namespace):
         return hits
-    has_vectors = vectors is not None and embedder is not None
-    good = sum(1 for h in hits if above_floor(h, floor, has_vectors=has_vectors))
+    # enough warm candidates (the filters applied) similar enough to the query?
+    if warm_vectors is not None and embedder is not None:
+        good = sum(1 for _, cosine in warm_vectors.ranked if cosine >= floor)
+    else:  # no vectors: BM25 matches
+        good = sum(1 for _, score in warm_text.ranked if score > 0)
     if good >= k:
         return hits
+    tiers.fallbacks += 1
     return run(text=_TierSearch(text, "all", tiers),
                vectors=vectors and _TierSearch(vectors, "all", tiers), embedder=memo)
 

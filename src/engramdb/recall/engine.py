@@ -266,6 +266,17 @@ def _is_one_of(value: Any, options: set[Any]) -> bool:
         return False
 
 
+def _scalars(values: Any, label: str) -> list[Any]:
+    """``values`` as a list of hashable scalars, else :class:`InvalidQuery`."""
+    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+        values = None
+    else:
+        values = list(values)
+    if values is None or not all(v is None or isinstance(v, (str, int, float)) for v in values):
+        raise InvalidQuery(f"{label}: use a value (text, number, true/false, null) or a list")
+    return values
+
+
 def compile_filters(
     *, domains: Sequence[str] | None, filters: dict[str, Any] | None, valid_at: int | None
 ) -> Callable[[Node], bool] | None:
@@ -277,10 +288,15 @@ def compile_filters(
     """
     tests: list[Callable[[Node], bool]] = []
     if domains is not None:
-        wanted = {domains} if isinstance(domains, str) else set(domains)
+        wanted = {domains} if isinstance(domains, str) else set(_scalars(domains, "domains"))
         tests.append(lambda n: n.domain in wanted)
+    if filters is not None and not isinstance(filters, dict):
+        raise InvalidQuery("filters is a mapping of 'kind' / 'attrs.<key>' to values")
     for key, value in (filters or {}).items():
-        options = set(value) if isinstance(value, (list, tuple, set)) else {value}
+        if not isinstance(key, str):
+            raise InvalidQuery("filter keys are 'kind' or 'attrs.<key>'")
+        many = isinstance(value, (list, tuple, set))
+        options = set(_scalars(value if many else [value], f"filter {key[:40]!r}"))
         if key == "kind":
             tests.append(lambda n, o=options: n.kind in o)  # type: ignore[misc]
         elif key.startswith("attrs."):

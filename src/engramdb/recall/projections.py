@@ -11,6 +11,7 @@ list. Forgetting removes every version from the index at once.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -313,6 +314,7 @@ class VectorProjection:
         self.archived: set[str] = set()
         self._cold_add: dict[int, np.ndarray] = {}  # pending cold writes (see _flush_cold)
         self._cold_drop: set[int] = set()
+        self._cold_lock = threading.Lock()  # the writer queues, readers flush
         self.docs = _Docs()
         self._domain: dict[str, str] = {}
         self.relabeled_at = 0  # seq of the last domain change that moved vectors
@@ -384,29 +386,32 @@ class VectorProjection:
                 self.index.add([key], vector.reshape(1, -1), partition=[self._domain.get(node)])
 
     def _to_cold(self, key: int, vector: np.ndarray) -> None:
-        self._cold_drop.discard(key)
-        self._cold_add[key] = np.asarray(vector, dtype=np.float32)
+        with self._cold_lock:
+            self._cold_drop.discard(key)
+            self._cold_add[key] = np.asarray(vector, dtype=np.float32)
 
     def _from_cold(self, key: int) -> np.ndarray | None:
         """Take ``key`` out of the cold store; returns its (dequantized) vector."""
-        pending = self._cold_add.pop(key, None)
-        if pending is not None:  # quantize as a flush would have, so flush times never matter
-            trip = ColdVectorStore(self.dim, dtype=self.cold_dtype)
-            trip.add([key], pending.reshape(1, -1))
-            return trip.get(key)
-        vector = self.cold.get(key)
-        if vector is not None:
-            self._cold_drop.add(key)
-        return vector
+        with self._cold_lock:
+            pending = self._cold_add.pop(key, None)
+            if pending is not None:  # quantize as a flush would, so flush times never matter
+                trip = ColdVectorStore(self.dim, dtype=self.cold_dtype)
+                trip.add([key], pending.reshape(1, -1))
+                return trip.get(key)
+            vector = self.cold.get(key) if key not in self._cold_drop else None
+            if vector is not None:
+                self._cold_drop.add(key)
+            return vector
 
     def _flush_cold(self) -> None:
-        if self._cold_drop:
-            self.cold.remove(list(self._cold_drop))
-            self._cold_drop = set()
-        pending, self._cold_add = list(self._cold_add.items()), {}
-        for start in range(0, len(pending), 8192):
-            chunk = pending[start:start + 8192]
-            self.cold.add([k for k, _ in chunk], np.stack([v for _, v in chunk]))
+        with self._cold_lock:
+            if self._cold_drop:
+                self.cold.remove(list(self._cold_drop))
+                self._cold_drop = set()
+            pending, self._cold_add = list(self._cold_add.items()), {}
+            for start in range(0, len(pending), 8192):
+                chunk = pending[start:start + 8192]
+                self.cold.add([k for k, _ in chunk], np.stack([v for _, v in chunk]))
 
     def missing(self) -> list[tuple[str, str, int]]:
         """(node, namespace, text seq) of live memories with no vector of this
@@ -449,13 +454,28 @@ class VectorProjection:
         allowed = self.docs.allowed(at, namespace, accept)
         cold: list[tuple[str, float]] = []
         if tier != "warm":
-            self._flush_cold()
-            cold = self._named(self.cold.search(query, k, allowed=allowed))
+            cold = self._named(self._search_cold(query, k, allowed))
             if tier == ARCHIVAL:
                 return cold
         partition = domains if domains is not None and at >= self.relabeled_at else None
         hits = self._named(self.index.search(query, k, allowed=allowed, partition=partition))
         return _merge(hits, cold, k) if cold else hits
+
+    def _search_cold(
+        self, query: np.ndarray, k: int, allowed: Callable[[int], bool]
+    ) -> list[tuple[int, float]]:
+        """Top-k of the cold store among ``allowed`` keys: oversample the scan's
+        ranking and test keys lazily (a predicate over every row costs more
+        than the scan), widening until k pass or the store is exhausted."""
+        self._flush_cold()
+        size = len(self.cold)
+        want = max(4 * k, k + 16)
+        while True:
+            ranked = self.cold.search(query, min(want, size))
+            found = [(key, score) for key, score in ranked if allowed(key)]
+            if len(found) >= k or want >= size:
+                return found[:k]
+            want *= 4
 
     def _named(self, hits: list[tuple[int, float]]) -> list[tuple[str, float]]:
         return [(self.docs.meta[key].node, score) for key, score in hits if key in self.docs.meta]

@@ -1,0 +1,188 @@
+"""Bad input changes nothing: values the log cannot hold losslessly are refused
+before anything is written, with a stable code, whichever door they come in by.
+
+The checks live in the events layer (``Registry.coerce`` for payloads,
+``to_us`` for times, ``EventLog.prepare`` for a draft's integers) and the one
+"a seq or a time" rule in ``view.parse_seq``; these tests go through the facade.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from engramdb import Memory
+from engramdb.adapters.cli import app
+from engramdb.errors import InvalidInput, InvalidPayload
+from engramdb.events import NODE_CREATED, Draft
+from engramdb.recall.embed import HashingEmbedder
+from engramdb.view import parse_seq
+
+BIG = 2**64  # beyond SQLite's INTEGER and the snapshots' int64
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[tuple[Memory, Path]]:
+    path = tmp_path / "a.engram"
+    with Memory.open(path, embedder=HashingEmbedder(dim=32)) as mem:
+        yield mem, path
+
+
+def writes(mem: Memory, a: str, b: str) -> dict[str, Callable[[Any], Any]]:
+    """Every facade write that takes free-form attributes, as ``attrs -> call``."""
+    return {
+        "remember": lambda v: mem.remember("x", attrs=v),
+        "update": lambda v: mem.update(a, attrs=v),
+        "relate": lambda v: mem.relate(a, "r", b, attrs=v),
+        "ingest": lambda v: mem.ingest_conversation([{"text": "hi", "attrs": v}], session="s"),
+        "remember_many": lambda v: mem.remember_many([{"text": "y", "attrs": v}]),
+    }
+
+
+@pytest.mark.parametrize("value", [BIG, -BIG, 2**63, [1, {"deep": BIG}], math.nan, math.inf,
+                                   {"nested": -math.inf}])
+def test_unstorable_attribute_values_are_refused_and_the_store_still_snapshots(
+    store: tuple[Memory, Path], value: Any
+) -> None:
+    mem, path = store
+    a, b = mem.remember("Maya").id, mem.remember("Acme").id
+    head = mem.seq
+    for name, call in writes(mem, a, b).items():
+        with pytest.raises(InvalidPayload):
+            call({"v": value})
+        assert mem.seq == head, name
+    mem.close()  # writes the snapshots: it used to fail here, after the write was acked
+    with Memory.open(path, embedder=HashingEmbedder(dim=32)) as again:
+        assert again.seq == head and again.get(a).attrs == {}
+
+
+def test_mapping_keys_must_be_strings(store: tuple[Memory, Path]) -> None:
+    mem, _ = store
+    a, b = mem.remember("Maya").id, mem.remember("Acme").id
+    head = mem.seq
+    for name, call in writes(mem, a, b).items():
+        with pytest.raises(InvalidPayload):
+            call({"nested": {1: "one"}})
+        assert mem.seq == head, name
+
+
+def test_a_hand_built_payload_is_type_checked_before_the_commit(
+    store: tuple[Memory, Path],
+) -> None:
+    """``update`` builds its payload struct directly; msgspec does not check a
+    struct's field types, so a wrong type used to commit, then break a projection."""
+    mem, path = store
+    node = mem.remember("Maya lives in Berlin")
+    head = mem.seq
+    for kwargs in ({"text": 5}, {"name": 3}, {"unset": [1]}):
+        with pytest.raises(InvalidInput):
+            mem.update(node.id, **kwargs)
+        assert mem.seq == head, kwargs
+    assert mem.get(node.id).text == "Maya lives in Berlin"
+
+
+def test_what_projections_see_is_what_a_replay_decodes(store: tuple[Memory, Path]) -> None:
+    mem, path = store
+    node = mem.remember("x")
+    mem.update(node.id, attrs={"pair": (1, 2)})
+    live = mem.get(node.id).attrs
+    mem.close()
+    with Memory.open(path, embedder=HashingEmbedder(dim=32)) as again:
+        assert again.get(node.id).attrs == live == {"pair": [1, 2]}
+
+
+@pytest.mark.parametrize("when", [BIG, -BIG, 1e30, math.nan, math.inf])
+def test_times_beyond_64_bits_are_invalid_input(store: tuple[Memory, Path], when: Any) -> None:
+    mem, _ = store
+    node = mem.remember("x")
+    head = mem.seq
+    for call in (lambda: mem.remember("y", valid_from=when),
+                 lambda: mem.remember("y", valid_to=when),
+                 lambda: mem.update(node.id, valid_from=when),
+                 lambda: mem.remember_many([{"text": "z", "valid_to": when}]),
+                 lambda: mem.recall("x", valid_at=when)):
+        with pytest.raises(InvalidInput):
+            call()
+    assert mem.seq == head
+
+
+def test_the_log_refuses_a_draft_integer_beyond_64_bits(store: tuple[Memory, Path]) -> None:
+    mem, _ = store
+    draft = Draft(type=NODE_CREATED, stream="n1", payload={"text": "x"}, valid_from=BIG)
+    with pytest.raises(InvalidInput, match="64 bits"):
+        mem.store.append([draft])
+    assert mem.seq == 0
+
+
+def test_remember_many_names_a_bad_item_and_writes_nothing(store: tuple[Memory, Path]) -> None:
+    mem, _ = store
+    old = mem.remember("Maya lives in Berlin").id
+    head = mem.seq
+    for items, match in (([{"text": "a"}, {"text": "b", "colour": "red"}], "item 1.*'colour'"),
+                         ([{"text": "a"}, 5], "item 1"),
+                         ([{"domain": "x"}], "item 0.*text"),
+                         ("just a string", "list"),
+                         ([{"text": "a", "attrs": "not a mapping"}], "attrs")):
+        with pytest.raises(InvalidInput, match=match):
+            mem.remember_many(items)  # type: ignore[arg-type]
+        assert mem.seq == head
+    [new] = mem.remember_many([{"text": "Maya lives in Lisbon", "supersedes": old}])
+    assert new.superseded == (old,)
+    assert [h.id for h in mem.recall("where does Maya live")] == [new.id]
+
+
+def test_attrs_and_unset_must_have_their_shapes(store: tuple[Memory, Path]) -> None:
+    mem, _ = store
+    node = mem.remember("x")
+    head = mem.seq
+    for call in (lambda: mem.remember("y", attrs=5),  # type: ignore[arg-type]
+                 lambda: mem.update(node.id, attrs="abc"),  # type: ignore[arg-type]
+                 lambda: mem.update(node.id, unset="name"),
+                 lambda: mem.remember("y", supersedes=5)):  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput):
+            call()
+    assert mem.seq == head
+
+
+# -- "a seq or a time": one strict rule ----------------------------------------------
+
+
+def test_parse_seq_takes_ascii_digits_only() -> None:
+    assert parse_seq("42") == 42 and parse_seq("0") == 0
+    for text in ("²", "٣", "４２", " 42", "42 ", "-1", "+1", "4_2", "", "2026-03-01"):
+        assert parse_seq(text) is None, text
+    with pytest.raises(InvalidInput, match="64 bits"):
+        parse_seq("9" * 25)
+
+
+def test_as_of_reads_a_digit_string_as_a_seq_and_refuses_lookalikes(
+    store: tuple[Memory, Path],
+) -> None:
+    mem, _ = store
+    node = mem.remember("Maya lives in Berlin")
+    mem.update(node.id, text="Maya lives in Lisbon")
+    first = node.seq
+    assert mem.as_of(str(first)).get(node.id).text == "Maya lives in Berlin"
+    assert mem.index(as_of=str(first)) == mem.index(as_of=first)
+    for bad in ("²", "٣", " 1", None, True, "9" * 4400):
+        with pytest.raises(InvalidInput):
+            mem.as_of(bad)  # type: ignore[arg-type]
+
+
+def test_cli_as_of_a_superscript_is_a_usage_error(store: tuple[Memory, Path],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    mem, path = store
+    node = mem.remember("Maya lives in Berlin")
+    mem.close()
+    monkeypatch.setenv("ENGRAM_EMBEDDER", "hashing")
+    for args in (["get", node.id, "--as-of", "²"], ["as-of", "²"],
+                 ["history", node.id, "--as-of", "٣"]):
+        result = CliRunner().invoke(app, [*args, "--store", str(path)])
+        assert isinstance(result.exception, InvalidInput), (args, result.exception)
+    result = CliRunner().invoke(app, ["get", node.id, "--as-of", "1", "--store", str(path)])
+    assert result.exit_code == 0 and "Maya lives in Berlin" in result.output
