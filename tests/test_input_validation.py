@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from engramdb import Memory
 from engramdb.adapters.cli import app
-from engramdb.errors import InvalidInput, InvalidPayload
+from engramdb.errors import InvalidInput, InvalidPayload, InvalidQuery
 from engramdb.events import NODE_CREATED, Draft
 from engramdb.recall.embed import HashingEmbedder
 from engramdb.view import parse_seq
@@ -147,6 +147,18 @@ def test_attrs_and_unset_must_have_their_shapes(store: tuple[Memory, Path]) -> N
         with pytest.raises(InvalidInput):
             call()
     assert mem.seq == head
+
+
+def test_recall_filters_take_scalars(store: tuple[Memory, Path]) -> None:
+    """An unhashable filter value used to escape as TypeError (an MCP tool crash)."""
+    mem, _ = store
+    node = mem.remember("Maya lives in Berlin", attrs={"city": "Berlin"})
+    for kwargs in ({"filters": {"attrs.city": {"a": 1}}}, {"filters": {"attrs.city": [[1]]}},
+                   {"filters": {1: "x"}}, {"domains": [["people"]]}, {"domains": 5}):
+        with pytest.raises(InvalidQuery):
+            mem.recall("Maya", **kwargs)  # type: ignore[arg-type]
+    hits = mem.recall("Maya", filters={"attrs.city": ["Berlin", None, 1.5]})
+    assert [h.id for h in hits] == [node.id]
 
 
 # -- "a seq or a time": one strict rule ----------------------------------------------

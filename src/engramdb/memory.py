@@ -759,7 +759,8 @@ class Memory(Reader):
 
         def job() -> list[ConsolidationReport]:
             names = namespaces_with_memories(self) if all_namespaces else [self.namespace]
-            return [self.namespaced(ns).consolidate(policy=policy) for ns in names]
+            chosen = policy or self._tiers.policy
+            return [self.namespaced(ns).consolidate(policy=chosen) for ns in names]
 
         self._tiers.scheduler = ConsolidationScheduler(job, interval)
         return self._tiers.scheduler

@@ -131,6 +131,25 @@ def test_a_garbled_token_file_is_an_error_not_an_open_door(tmp_path: Path, body:
         TokenStore(str(path))
 
 
+def test_a_token_file_others_can_write_is_refused(tmp_path: Path) -> None:
+    """Whoever can write the file can add a token of their own."""
+    path = tmp_path / "t"
+    token, _ = TokenStore(str(path)).create(namespaces=["a"], scope="write")
+    os.chmod(path, 0o620)
+    with pytest.raises(CorruptStore, match="chmod 600"):
+        TokenStore(str(path))
+    os.chmod(path, 0o640)  # readable is fine: it holds salted hashes of random tokens
+    assert TokenStore(str(path)).verify(token).scope == "write"
+
+
+def test_a_non_ascii_hash_is_a_corrupt_file_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "t"
+    path.write_text('{"salt": "00", "tokens": [{"id": "x", "namespaces": "*", "scope": "read",'
+                    ' "created_at": 1, "hash": "\u00e9"}]}')
+    with pytest.raises(CorruptStore):
+        TokenStore(str(path))
+
+
 def test_durations_and_paths() -> None:
     assert parse_duration("90s") == 90 and parse_duration("12h") == 43_200
     assert parse_duration("30d") == 30 * 86_400 and parse_duration("2w") == 14 * 86_400

@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import pathlib
 import re
-import socket
 import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
@@ -28,6 +26,8 @@ from engramdb import Memory
 from engramdb.adapters.cli import app
 from engramdb.adapters.mcp import build_server
 from engramdb.recall.embed import HashingEmbedder
+
+from ._mcp import serve
 
 TOOLS = {"remember", "recall", "relate", "forget", "history", "as_of", "index", "get"}
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -393,25 +393,7 @@ def test_over_stdio_as_a_subprocess(tmp_path: pathlib.Path) -> None:
 
 @pytest.fixture
 def http_server(mem: Memory) -> Iterator[str]:
-    import uvicorn
-
-    server = build_server(mem)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(server.streamable_http_app(), log_level="warning", lifespan="on")
-    web = uvicorn.Server(config)
-    thread = threading.Thread(target=web.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not web.started and thread.is_alive():
-        time.sleep(0.01)
-    assert web.started
-    try:
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        web.should_exit = True
-        thread.join()
-        sock.close()
+    yield from serve(build_server(mem).streamable_http_app())
 
 
 def test_over_streamable_http(http_server: str, mem: Memory) -> None:

@@ -6,9 +6,6 @@ and flushed when the server stops."""
 from __future__ import annotations
 
 import pathlib
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +25,8 @@ from engramdb.errors import InvalidInput
 from engramdb.events.types import MEMORY_ACCESSED
 from engramdb.recall.embed import HashingEmbedder
 
+from ._mcp import serve
+
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
                    "clientInfo": {"name": "t", "version": "1"}}}
@@ -38,26 +37,6 @@ HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "app
 def mem() -> Iterator[Memory]:
     with Memory.open(":memory:", embedder=HashingEmbedder(dim=64)) as m:
         yield m
-
-
-def serve(asgi: Any) -> Iterator[str]:
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    web = uvicorn.Server(uvicorn.Config(asgi, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=web.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not web.started and thread.is_alive():
-        time.sleep(0.01)
-    assert web.started
-    try:
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        web.should_exit = True
-        thread.join()
-        sock.close()
 
 
 @pytest.fixture
@@ -123,6 +102,21 @@ def test_a_read_only_server_takes_a_read_token(mem: Memory, tokens: TokenStore) 
     app_ = http_app(build_server(mem), tokens=tokens, namespaces=["default"], write=False)
     for url in serve(app_):
         assert post(url, token).status_code == 200
+
+
+def test_without_tokens_a_loopback_server_refuses_foreign_hosts(mem: Memory) -> None:
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.x must not get in,
+    on any loopback address (the SDK guards only 127.0.0.1, localhost and ::1)."""
+    app_ = http_app(build_server(mem), tokens=None, namespaces=["default"], write=True,
+                    host="127.0.0.2")
+    for url in serve(app_):
+        port = url.split(":")[2].split("/")[0]
+        for host in ("evil.example", f"evil.example:{port}"):
+            refused = httpx2.post(url, json=INIT, headers=dict(HEADERS, Host=host))
+            assert refused.status_code in (400, 403, 421), (host, refused.status_code)
+        assert httpx2.post(url, json=INIT,
+                           headers=dict(HEADERS, Host=f"127.0.0.2:{port}")).status_code == 200
+        assert post(url, None).status_code == 200  # Host 127.0.0.1:port
 
 
 def test_http_config_refuses_what_would_expose_the_store(tokens: TokenStore) -> None:

@@ -34,8 +34,8 @@ from typing import Any, Literal
 from ..errors import CorruptStore, Forbidden, InvalidInput, NotFound, Unauthorized
 from ..events import check_namespace
 
-__all__ = ["ALL_NAMESPACES", "Grant", "TokenStore", "bearer_grant", "check_serve_config",
-           "is_loopback", "parse_duration", "tokens_path"]
+__all__ = ["ALL_NAMESPACES", "Grant", "TokenStore", "auth_headers", "bearer_grant",
+           "check_serve_config", "is_loopback", "parse_duration", "tokens_path"]
 
 ALL_NAMESPACES = "*"
 Scope = Literal["read", "write"]
@@ -220,10 +220,13 @@ class TokenStore:
             records = [dict(r) for r in data["tokens"]]
             for r in records:
                 _grant(r)
-                if not isinstance(r["hash"], str):
+                if not (isinstance(r["hash"], str) and r["hash"].isascii()):
                     raise TypeError("hash")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CorruptStore(f"unreadable token file {self.path}: {exc}") from exc
+        if st.st_mode & 0o022:  # anyone who can write it can grant themselves a token
+            raise CorruptStore(f"token file {self.path} is writable by other users:"
+                               f" run chmod 600 {self.path}")
         self._salt, self._records = salt, records
         self._stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
 
@@ -266,6 +269,14 @@ def bearer_grant(tokens: TokenStore, authorization: str | None) -> Grant:
             raise Unauthorized("use 'Authorization: Bearer <token>'", reason="invalid")
         token = value.strip()
     return tokens.verify(token)
+
+
+def auth_headers(exc: BaseException) -> dict[str, str] | None:
+    """The ``WWW-Authenticate`` challenge (RFC 6750) a 401 carries; None otherwise."""
+    if not isinstance(exc, Unauthorized):
+        return None
+    invalid = "" if exc.details.get("reason") == "missing" else ', error="invalid_token"'
+    return {"WWW-Authenticate": 'Bearer realm="engramdb"' + invalid}
 
 
 def is_loopback(host: str) -> bool:

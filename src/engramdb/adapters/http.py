@@ -43,10 +43,18 @@ from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import EngramError, Forbidden, InvalidInput, Unauthorized, error_info
+from ..errors import EngramError, Forbidden, InvalidInput, error_info
+from ..events.model import INT64_MAX, INT64_MIN
 from ..memory import Memory
 from ..view import parse_seq
-from .auth import ALL_NAMESPACES, TokenStore, bearer_grant, check_serve_config, is_loopback
+from .auth import (
+    ALL_NAMESPACES,
+    TokenStore,
+    auth_headers,
+    bearer_grant,
+    check_serve_config,
+    is_loopback,
+)
 from .http_models import (
     BridgeOut,
     ConversationRequest,
@@ -76,7 +84,6 @@ __all__ = ["DEFAULT_MAX_BODY", "BodyLimit", "check_serve_config", "create_app", 
 
 DEFAULT_MAX_BODY = 2 * 1024 * 1024
 MAX_DEPTH = 64
-_INT64 = (-(2**63), 2**63 - 1)
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 413: "payload_too_large",
                415: "unsupported_media_type", 503: "not_ready"}
@@ -151,12 +158,8 @@ async def _on_error(request: Request, exc: Exception) -> Response:
         code = getattr(exc, "code", None) or _HTTP_CODES.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail), headers=exc.headers)
     info = error_info(exc)
-    headers = None
-    if isinstance(exc, Unauthorized):
-        reason = exc.details.get("reason")
-        headers = {"WWW-Authenticate": 'Bearer realm="engramdb"'
-                   + ("" if reason == "missing" else ', error="invalid_token"')}
-    return _error(info["status"], info["code"], info["message"], info["details"], headers)
+    return _error(info["status"], info["code"], info["message"], info["details"],
+                  auth_headers(exc))
 
 
 # -- the request pipeline: size, auth, syntax --------------------------------------
@@ -250,7 +253,7 @@ def _check_json(value: Any) -> None:
         if isinstance(item, bool):
             continue
         if isinstance(item, int):
-            if not _INT64[0] <= item <= _INT64[1]:
+            if not INT64_MIN <= item <= INT64_MAX:
                 raise InvalidInput("integers must fit in 64 bits")
         elif isinstance(item, (list, dict)):
             if depth > MAX_DEPTH:

@@ -40,7 +40,7 @@ from pydantic import Field
 from .. import __version__
 from ..errors import EngramError, Forbidden, InvalidInput, error_info
 from ..memory import Memory
-from .auth import TokenStore, bearer_grant, check_serve_config, is_loopback
+from .auth import TokenStore, auth_headers, bearer_grant, check_serve_config, is_loopback
 
 if TYPE_CHECKING:
     from ..projections import Node
@@ -450,12 +450,8 @@ def _refuse(exc: EngramError) -> Any:
     from starlette.responses import JSONResponse
 
     info = error_info(exc)
-    headers = None
-    if info["status"] == 401:
-        headers = {"WWW-Authenticate": 'Bearer realm="engramdb"'
-                   + ("" if exc.details.get("reason") == "missing" else ', error="invalid_token"')}
     body = {"error": {"code": info["code"], "message": info["message"]}}
-    return JSONResponse(body, status_code=info["status"], headers=headers)
+    return JSONResponse(body, status_code=info["status"], headers=auth_headers(exc))
 
 
 def check_http_config(*, host: str, tokens: TokenStore | None, allow_remote: bool) -> list[str]:
@@ -471,8 +467,18 @@ def check_http_config(*, host: str, tokens: TokenStore | None, allow_remote: boo
 def http_app(server: MCPServer, *, tokens: TokenStore | None, namespaces: Iterable[str],
              write: bool, host: str = "127.0.0.1") -> Any:
     """The streamable-HTTP ASGI app of ``server`` (at ``/mcp``), behind
-    :class:`BearerAuth` unless ``tokens`` is None."""
-    app = server.streamable_http_app(host=host)
+    :class:`BearerAuth` unless ``tokens`` is None. On any loopback address the
+    ``Host`` and ``Origin`` headers must name loopback too (DNS rebinding: a web
+    page must not reach a local server through a name it controls)."""
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    security = None
+    if is_loopback(host):
+        names = {"127.0.0.1", "localhost", "[::1]", f"[{host}]" if ":" in host else host}
+        security = TransportSecuritySettings(
+            allowed_hosts=[f"{n}:*" for n in sorted(names)],
+            allowed_origins=[f"http://{n}:*" for n in sorted(names)])
+    app = server.streamable_http_app(host=host, transport_security=security)
     if tokens is None:
         return app
     return BearerAuth(app, tokens=tokens, namespaces=namespaces, write=write)

@@ -9,6 +9,7 @@ carries the provenance of the event that wrote the version it returns.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -106,70 +107,124 @@ def recall(
     unknown = set(signals) - {"vector", "text", "graph", "recency"}
     if unknown:
         raise InvalidQuery(f"unknown recall signals {sorted(unknown)}")
-    at, ns, nodes = reader.seq, reader.namespace, reader._nodes
-    cache: dict[str, Node | None] = {}
-
-    def live(node_id: str) -> Node | None:
-        if node_id not in cache:
-            node = nodes.get(node_id, at)
-            ok = node is not None and not node.forgotten and node.namespace == ns
-            cache[node_id] = node if ok and (accept is None or accept(node)) else None  # type: ignore[arg-type]
-        return cache[node_id]
-
-    def ok(node_id: str) -> bool:
-        return live(node_id) is not None
-
-    why: dict[str, dict[str, dict[str, float]]] = {}
+    at, ns = reader.seq, reader.namespace
+    live, ok = _liveness(reader._nodes.get, at, ns, accept)
+    found: dict[str, dict[str, tuple[int, float]]] = {}  # signal -> id -> (rank, raw score)
     base: dict[str, float] = {}
     if "text" in signals:
         ranked = text.search(query, weights.pool, at=at, namespace=ns, accept=ok)
-        _add(base, why, "text", ranked, weights.text)
+        found["text"] = _add(base, "text", ranked, weights.text)
     if "vector" in signals and vectors is not None and embedder is not None:
         qv = np.asarray(embedder.embed([query])[0], dtype=np.float32)
         # ``domains`` (already enforced by ``accept``) lets a VectorProjection search
         # just those domains' partition when it is selective
         extra = {"domains": domains} if getattr(vectors, "supports_domains", False) else {}
         ranked = vectors.search(qv, weights.pool, at=at, namespace=ns, accept=ok, **extra)
-        _add(base, why, "vector", ranked, weights.vector)
+        found["vector"] = _add(base, "vector", ranked, weights.vector)
     final = dict(base)
+    gains: dict[str, dict[str, float]] = {}  # graph / session / recency / salience: id -> gain
     if "graph" in signals:
-        _propagate(reader, query, base, final, why, weights, live)
+        _propagate(reader, query, base, final, gains, weights, live)
     if "recency" in signals and weights.recency and final:
-        _recency(final, why, weights, live)
+        gains["recency"] = _recency(final, weights, live)
+    raw_salience: dict[str, float] = {}
     if "recency" in signals and weights.salience and salience is not None and final:
-        _salience(final, why, weights.salience, salience)
-    order = sorted(final.items(), key=lambda kv: (-kv[1], kv[0]))
+        raw_salience = _salience(final, gains, weights.salience, salience)
+    # every fused candidate passed ``ok`` (or ``live``), so the best k are the hits;
+    # nsmallest is sorted(...)[:k] (same key, same ties) without sorting them all
+    best = heapq.nsmallest(
+        k, ((node_id, score) for node_id, score in final.items() if live(node_id) is not None),
+        key=_rank_key,
+    )
     hits = []
-    for node_id, score in order:
+    for node_id, score in best:
         node = live(node_id)
-        if node is None:
-            continue
-        hits.append(Hit(node, score, why.get(node_id, {}), _provenance(reader, node)))
-        if len(hits) == k:
-            break
+        assert node is not None
+        why = _explain(node_id, found, gains, raw_salience)
+        hits.append(Hit(node, score, why, _provenance(reader, node)))
     return hits
 
 
+def _rank_key(item: tuple[str, float]) -> tuple[float, str]:
+    return -item[1], item[0]
+
+
+def _liveness(
+    get: Callable[[str, int], Node | None], at: int, ns: str,
+    accept: Callable[[Node], bool] | None,
+) -> tuple[Callable[[str], Node | None], Callable[[str], bool]]:
+    """``live(id)``: the node if recall may return it, else None; ``ok(id)``: whether.
+
+    Both share one memo per recall: the searches ask ``ok`` for every candidate
+    they look at, the fusion passes ask ``live`` again for the same ids.
+    """
+    cache: dict[str, Node | None] = {}
+
+    def live(node_id: str) -> Node | None:
+        node = cache.get(node_id, _MISSING)
+        if node is _MISSING:
+            node = get(node_id, at)
+            if node is not None and (
+                node.forgotten or node.namespace != ns or (accept is not None and not accept(node))
+            ):
+                node = None
+            cache[node_id] = node
+        return node  # type: ignore[return-value]
+
+    def ok(node_id: str) -> bool:
+        node = cache.get(node_id, _MISSING)
+        if node is _MISSING:
+            return live(node_id) is not None
+        return node is not None
+
+    return live, ok
+
+
+_MISSING: Any = object()
+
+
 def _add(
-    scores: dict[str, float], why: dict[str, dict[str, dict[str, float]]], signal: str,
-    ranked: Sequence[tuple[str, float]], weight: float,
-) -> None:
-    """Min-max normalise a signal's scores over its pool and add them, weighted."""
+    scores: dict[str, float], signal: str, ranked: Sequence[tuple[str, float]], weight: float,
+) -> dict[str, tuple[int, float]]:
+    """Min-max normalise a signal's scores over its pool and add them, weighted.
+
+    Returns each candidate's (rank, raw score), for the hits' explanations."""
+    found: dict[str, tuple[int, float]] = {}
     if not ranked:
-        return
+        return found
     top, low = ranked[0][1], ranked[-1][1]
     if signal == "text":
         low = 0.0  # BM25 is zero for a document that matches nothing
     span = max(top - low, 1e-9)
+    get = scores.get
     for rank, (node_id, raw) in enumerate(ranked, start=1):
-        scores[node_id] = scores.get(node_id, 0.0) + weight * (raw - low) / span
-        why.setdefault(node_id, {})[signal] = {"rank": float(rank), "score": float(raw)}
+        scores[node_id] = get(node_id, 0.0) + weight * (raw - low) / span
+        found[node_id] = (rank, raw)
+    return found
+
+
+def _explain(
+    node_id: str, found: dict[str, dict[str, tuple[int, float]]],
+    gains: dict[str, dict[str, float]], raw_salience: dict[str, float],
+) -> dict[str, dict[str, float]]:
+    """What found ``node_id`` and what each signal added: built for the hits only."""
+    why: dict[str, dict[str, float]] = {}
+    for signal, ranks in found.items():
+        if node_id in ranks:
+            rank, raw = ranks[node_id]
+            why[signal] = {"rank": float(rank), "score": float(raw)}
+    for signal in ("graph", "session", "recency", "salience"):
+        gain = gains.get(signal, {}).get(node_id)
+        if gain is not None:
+            why[signal] = {"score": gain}
+            if signal == "salience":
+                why[signal]["raw"] = raw_salience[node_id]
+    return why
 
 
 def _propagate(
     reader: Reader, query: str, base: dict[str, float], final: dict[str, float],
-    why: dict[str, dict[str, dict[str, float]]], w: RecallWeights,
-    live: Callable[[str], Node | None],
+    gains: dict[str, dict[str, float]], w: RecallWeights, live: Callable[[str], Node | None],
 ) -> None:
     """Share scores along edges (conversation order, any typed edge) and sessions."""
     seeds = list(base.items())
@@ -177,69 +232,82 @@ def _propagate(
         named = reader._nodes.by_name(reader.namespace, token)
         if named is not None and named not in base and live(named) is not None:
             seeds.append((named, max(base.values(), default=1.0)))
-    adjacency, at = reader._adjacency, reader.seq
+    edges_of, at = reader._adjacency.edges, reader.seq
+    graph: dict[str, float] = {}
     for node_id, score in seeds:
-        for edge in adjacency.edges(node_id, at, direction="both"):
+        for edge in edges_of(node_id, at, direction="both"):
             forward = edge.src == node_id
-            other = edge.dst if forward else edge.src
             if edge.rel == SEQUENCE_REL:
                 weight = w.next if forward else w.prev
             else:
                 weight = w.graph
+            other = edge.dst if forward else edge.src
             if weight and live(other) is not None:
                 gain = weight * score
                 final[other] = final.get(other, 0.0) + gain
-                entry = why.setdefault(other, {}).setdefault("graph", {"score": 0.0})
-                entry["score"] += gain
+                graph[other] = graph.get(other, 0.0) + gain
+    if graph:
+        gains["graph"] = graph
     if w.session:
-        _sessions(base, final, why, w, live)
+        session = _sessions(base, final, w, live)
+        if session:
+            gains["session"] = session
 
 
 def _sessions(
-    base: dict[str, float], final: dict[str, float],
-    why: dict[str, dict[str, dict[str, float]]], w: RecallWeights,
+    base: dict[str, float], final: dict[str, float], w: RecallWeights,
     live: Callable[[str], Node | None],
-) -> None:
+) -> dict[str, float]:
     best: dict[Any, float] = {}
+    session_of: dict[str, Any] = {}
     for node_id, score in base.items():
         node = live(node_id)
-        session = node.attrs.get("session") if node is not None else None
+        session = session_of[node_id] = node.attrs.get("session") if node is not None else None
         if session is not None:
             best[session] = max(best.get(session, 0.0), score)
+    gained: dict[str, float] = {}
+    if not best:
+        return gained
     for node_id in list(final):
-        node = live(node_id)
-        session = node.attrs.get("session") if node is not None else None
+        if node_id in session_of:
+            session = session_of[node_id]
+        else:
+            node = live(node_id)
+            session = node.attrs.get("session") if node is not None else None
         if session in best:
-            gain = w.session * best[session]
+            gain = gained[node_id] = w.session * best[session]
             final[node_id] += gain
-            why.setdefault(node_id, {})["session"] = {"score": gain}
+    return gained
 
 
 def _recency(
-    final: dict[str, float], why: dict[str, dict[str, dict[str, float]]], w: RecallWeights,
-    live: Callable[[str], Node | None],
-) -> None:
+    final: dict[str, float], w: RecallWeights, live: Callable[[str], Node | None],
+) -> dict[str, float]:
     ordered = sorted(final, key=lambda nid: _when(live(nid)))
     n = len(ordered)
+    gained: dict[str, float] = {}
     for position, node_id in enumerate(ordered):
-        gain = w.recency * (position + 1) / n
+        gain = gained[node_id] = w.recency * (position + 1) / n
         final[node_id] += gain
-        why.setdefault(node_id, {})["recency"] = {"score": gain}
+    return gained
 
 
 def _salience(
-    final: dict[str, float], why: dict[str, dict[str, dict[str, float]]], weight: float,
+    final: dict[str, float], gains: dict[str, dict[str, float]], weight: float,
     salience: Callable[[str], float],
-) -> None:
-    """The sibling of recency: a share of each candidate's salience, relative to the top."""
+) -> dict[str, float]:
+    """The sibling of recency: a share of each candidate's salience, relative to the top.
+
+    Adds the gains to ``final`` and ``gains["salience"]``; returns the raw values."""
     values = {node_id: salience(node_id) for node_id in final}
     top = max(values.values(), default=0.0)
     if top <= 0:
-        return
+        return {}
+    gained = gains["salience"] = {}
     for node_id, value in values.items():
-        gain = weight * value / top
+        gain = gained[node_id] = weight * value / top
         final[node_id] += gain
-        why.setdefault(node_id, {})["salience"] = {"score": gain, "raw": value}
+    return values
 
 
 def _when(node: Node | None) -> int:
