@@ -89,3 +89,20 @@ def test_hashing_embedder_setting_needs_no_model(tmp_path: Path,
     monkeypatch.setenv("ENGRAM_EMBEDDER", "none")
     code, out = run("recall", "deploys", "-s", store, "--json")
     assert code == 0 and "vector" not in json.loads(out)[0]["signals"]
+
+
+def test_namespaces_do_not_see_each_other(tmp_path: Path) -> None:
+    store = str(tmp_path / "ns.engram")
+    code, out = run("remember", "The vault code is 4711", "--name", "Vault", "-n", "team-a",
+                    "-s", store)
+    assert code == 0
+    secret = out.strip()
+    code, out = run("recall", "vault code", "-n", "team-b", "-s", store, "--json")
+    assert code == 0 and json.loads(out) == []
+    assert run("get", secret, "-n", "team-b", "-s", store)[0] != 0
+    assert run("forget", secret, "-n", "team-b", "-s", store)[0] != 0
+    assert run("relate", secret, "knows", secret, "-n", "team-b", "-s", store)[0] != 0
+    code, out = run("recall", "vault code", "-n", "team-a", "-s", store, "--json")
+    assert code == 0 and [h["id"] for h in json.loads(out)] == [secret]
+    code, out = run("get", secret, "-n", "team-a", "-s", store)
+    assert code == 0 and json.loads(out)["text"] == "The vault code is 4711"  # forget failed
