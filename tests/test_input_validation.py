@@ -8,8 +8,11 @@ The checks live in the events layer (``Registry.coerce`` for payloads,
 
 from __future__ import annotations
 
+import enum
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,10 @@ from engramdb.recall.embed import HashingEmbedder
 from engramdb.view import parse_seq
 
 BIG = 2**64  # beyond SQLite's INTEGER and the snapshots' int64
+
+
+class Level(enum.IntEnum):
+    HIGH = 2
 
 
 @pytest.fixture
@@ -66,9 +73,20 @@ def test_mapping_keys_must_be_strings(store: tuple[Memory, Path]) -> None:
     a, b = mem.remember("Maya").id, mem.remember("Acme").id
     head = mem.seq
     for name, call in writes(mem, a, b).items():
-        with pytest.raises(InvalidPayload):
-            call({"nested": {1: "one"}})
-        assert mem.seq == head, name
+        for value in ({"nested": {1: "one"}}, {"sub": OrderedDict({2: "two"})}):
+            with pytest.raises(InvalidPayload):
+                call(value)
+            assert mem.seq == head, name
+
+
+def test_every_storable_value_still_goes_in(store: tuple[Memory, Path]) -> None:
+    mem, path = store
+    attrs = {"b": True, "n": None, "f": -1.5, "lo": -(2**63), "hi": 2**63 - 1,
+             "l": [1, "a", [False]], "d": {"x": {"y": [0.0]}}, "e": Level.HIGH}
+    node = mem.remember("x", attrs=attrs)
+    mem.close()
+    with Memory.open(path, embedder=HashingEmbedder(dim=32)) as again:
+        assert again.get(node.id).attrs == {**attrs, "e": 2}
 
 
 def test_a_hand_built_payload_is_type_checked_before_the_commit(
@@ -88,12 +106,13 @@ def test_a_hand_built_payload_is_type_checked_before_the_commit(
 
 def test_what_projections_see_is_what_a_replay_decodes(store: tuple[Memory, Path]) -> None:
     mem, path = store
-    node = mem.remember("x")
+    node = mem.remember("x", attrs={"when": datetime(2026, 3, 1, tzinfo=UTC)})
     mem.update(node.id, attrs={"pair": (1, 2)})
     live = mem.get(node.id).attrs
     mem.close()
     with Memory.open(path, embedder=HashingEmbedder(dim=32)) as again:
-        assert again.get(node.id).attrs == live == {"pair": [1, 2]}
+        assert again.get(node.id).attrs == live == {"pair": [1, 2],
+                                                    "when": "2026-03-01T00:00:00Z"}
 
 
 @pytest.mark.parametrize("when", [BIG, -BIG, 1e30, math.nan, math.inf])

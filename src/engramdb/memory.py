@@ -528,6 +528,7 @@ class Memory(Reader):
         with_index: bool = False,
         tiers: str = "auto",
         include_archival: bool = False,
+        agent: str | None = None,
     ) -> list[Hit]:
         """Memories relevant to ``query``: vectors + BM25 + graph + recency, fused.
 
@@ -543,9 +544,13 @@ class Memory(Reader):
         candidates before ranking, so the top-k is exact among them.
         ``with_index=True`` returns a :class:`~engramdb.recall.index.Recall`: the
         same list of hits, plus ``.index`` (the compressed index) at the same seq.
+        ``agent``: with the working tier on, the top hits feed that agent's
+        working tier and prefetch (a present recall only; see
+        :mod:`engramdb.cognition.prefetch`).
         """
         if self._text is None:
             raise InvalidQuery("this store was opened with recall=False")
+        self._meta(agent, None, None)  # checks agent
         if with_index:  # pin one seq for the hits and the index
             reader: Reader = self.as_of(self._at() if as_of is None else as_of)
         else:
@@ -569,6 +574,8 @@ class Memory(Reader):
                              namespace=self.namespace, text=self._text, **self._vector_pair(),
                              floor=self._tiers.policy.fallback_floor)
         self._cog.touch([h.id for h in hits])
+        if agent is not None and as_of is None:
+            self._prefetch.recalled(self, [h.node for h in hits], agent)
         if with_index:
             return Recall(hits, index=reader.index(), seq=reader.seq)
         return hits

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engramdb.adapters.auth import Grant, TokenStore, parse_duration, tokens_path
+from engramdb.adapters.auth import Grant, TokenStore, bearer_grant, parse_duration, tokens_path
 from engramdb.errors import CorruptStore, Forbidden, InvalidInput, NotFound, Unauthorized
 
 
@@ -140,6 +140,16 @@ def test_a_token_file_others_can_write_is_refused(tmp_path: Path) -> None:
         TokenStore(str(path))
     os.chmod(path, 0o640)  # readable is fine: it holds salted hashes of random tokens
     assert TokenStore(str(path)).verify(token).scope == "write"
+
+
+def test_a_broken_token_file_names_no_server_path_to_a_client(tmp_path: Path) -> None:
+    path = tmp_path / "t"
+    tokens = TokenStore(str(path))
+    token, _ = tokens.create(namespaces=["a"], scope="read")
+    path.write_text("{")
+    with pytest.raises(CorruptStore) as caught:
+        bearer_grant(tokens, f"Bearer {token}")
+    assert str(tmp_path) not in str(caught.value)
 
 
 def test_a_non_ascii_hash_is_a_corrupt_file_not_a_crash(tmp_path: Path) -> None:

@@ -110,12 +110,16 @@ def test_engram_serve_process(tmp_path: Path) -> None:
         assert r.status_code == 201
         memory_id = r.json()["id"]
         assert httpx.get(base + f"{A}/stats", timeout=30).status_code == 401
+        read = httpx.get(base + f"{A}/memories/{memory_id}", headers=auth, timeout=30)
+        assert read.status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
     assert proc.returncode == 0
     with Memory.open(store, namespace="a", read_only=True, recall=False) as mem:
         assert mem.get(memory_id).text == "served"  # durable once acknowledged
+        # the read was logged for salience (--record-reads is the default), at shutdown
+        assert mem.explain_salience(memory_id).accesses == 1
 
 
 def test_bench_serve_counts_every_acknowledged_write(tmp_path: Path) -> None:

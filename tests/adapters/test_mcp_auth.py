@@ -6,6 +6,8 @@ and flushed when the server stops."""
 from __future__ import annotations
 
 import pathlib
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -181,3 +183,57 @@ def test_reads_are_recorded_and_flushed_on_close(tmp_path: pathlib.Path) -> None
                     if e.type == MEMORY_ACCESSED]
         assert [a for e in accessed for a, _ in e.payload.accesses] == [note, note]
         assert after.explain_salience(note).accesses == 2
+
+
+def test_engram_mcp_http_process(tmp_path: pathlib.Path) -> None:
+    """``engram mcp --transport http`` as its own process: token required, tools work,
+    SIGINT stops it cleanly with the write durable and the read logged."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from engramdb.adapters.auth import tokens_path
+
+    store = str(tmp_path / "proc.engram")
+    token = TokenStore(tokens_path(store)).create(namespaces=["default"], scope="write")[0]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/mcp"
+    log = tmp_path / "mcp.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engramdb.adapters.cli", "mcp", "--store", store,
+             "--transport", "http", "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "ENGRAM_EMBEDDER": "hashing"})
+    seen: dict[str, str] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "engram mcp did not start"
+            try:
+                if post(url, None).status_code == 401:
+                    break
+            except httpx2.HTTPError:
+                time.sleep(0.1)
+
+        async def main() -> None:
+            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            async with http, Client(streamable_http_client(url, http_client=http)) as client:
+                note = await client.call_tool("remember", {"text": "Deploys moved to Tuesdays"})
+                assert not note.is_error, note.content
+                seen["id"] = note.structured_content["id"]  # type: ignore[index]
+                got = await client.call_tool("get", {"id": seen["id"]})
+                assert not got.is_error
+
+        anyio.run(main)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    assert proc.returncode == 0, log.read_text()
+    with Memory.open(store, embedder=None, read_only=True) as mem:
+        assert mem.get(seen["id"]).text == "Deploys moved to Tuesdays"
+        assert mem.explain_salience(seen["id"]).accesses == 1

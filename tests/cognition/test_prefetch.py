@@ -115,3 +115,55 @@ def test_bad_settings_are_refused(mem: Memory) -> None:
         with pytest.raises(InvalidInput):
             mem.configure_working(**kwargs)  # type: ignore[arg-type]
     assert not mem._prefetch.settings.enabled  # unchanged
+
+
+# -- recall hits feed the working tier ------------------------------------------
+
+_TEXTS = ["the lighthouse keeper painted the door blue",
+          "deploys need the staging database migrated first",
+          "lunch on friday is at the noodle bar",
+          "the quarterly report is due on monday",
+          "the cat sleeps on the warm windowsill"]
+
+
+def test_recall_hits_enter_the_agents_working_tier(mem: Memory) -> None:
+    mem.remember_many(_TEXTS)
+    mem.recall("lighthouse keeper door", agent="planner")  # off: nothing kept
+    assert mem.working("planner") == []
+    mem.configure_working(size=8, top_n=2, neighbours=False)
+    hits = mem.recall("lighthouse keeper painted door", k=4, agent="planner")
+    assert hits[0].text == _TEXTS[0]
+    working = [n.id for n in mem.working("planner")]
+    assert working == [hits[0].id, hits[1].id]  # the top hit most recent; up to top_n
+    assert mem.working("other") == [] and mem.working(None) == []
+    assert mem.prefetch_stats("planner").accesses == 0  # a recall is not a read
+    mem.get(hits[0].id, agent="planner")
+    assert mem.prefetch_stats("planner").hits == 1  # the recalled node is a ready hit
+
+
+def test_recall_top_hit_joins_the_access_sequence(mem: Memory) -> None:
+    _, deploy, lunch, report, cat = (r.id for r in mem.remember_many(_TEXTS))
+    mem.configure_working(size=2, top_n=1, neighbours=False)
+    for agent, who in (("p", "p"), ("q", None)):  # q's recalls name no agent
+        mem.recall("lighthouse keeper painted door", agent=who)
+        mem.get(deploy, agent=agent)  # after the recall of lighthouse, deploy is read
+        mem.get(lunch, agent=agent)
+        mem.get(cat, agent=agent)  # deploy has left the working set (size 2)
+        assert deploy not in [n.id for n in mem.working(agent)]
+        mem.recall("lighthouse keeper painted door", agent=who)
+    assert deploy in [n.id for n in mem.working("p")]  # predicted from the recalled top hit
+    assert deploy not in [n.id for n in mem.working("q")]
+    mem.get(deploy, agent="p")
+    assert mem.prefetch_stats("p").prefetch_hits == 1
+    # an as-of recall returns past versions: it feeds nothing
+    before = [n.id for n in mem.working("p")]
+    mem.recall("quarterly report monday", agent="p", as_of=mem.seq)
+    assert [n.id for n in mem.working("p")] == before and report not in before
+
+
+def test_recall_refuses_a_bad_agent(mem: Memory) -> None:
+    mem.remember("something")
+    mem.configure_working()
+    with pytest.raises(InvalidInput):
+        mem.recall("something", agent=7)  # type: ignore[arg-type]
+    assert mem.working(7) == []  # type: ignore[arg-type]

@@ -268,7 +268,11 @@ def bearer_grant(tokens: TokenStore, authorization: str | None) -> Grant:
         if scheme.lower() != "bearer" or not value.strip():
             raise Unauthorized("use 'Authorization: Bearer <token>'", reason="invalid")
         token = value.strip()
-    return tokens.verify(token)
+    try:
+        return tokens.verify(token)
+    except CorruptStore:  # the message names a server path: not for whoever knocked
+        raise CorruptStore("the server's token file is unreadable; see `engram token list`"
+                           " on the server") from None
 
 
 def auth_headers(exc: BaseException) -> dict[str, str] | None:

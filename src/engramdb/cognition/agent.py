@@ -21,6 +21,7 @@ from .facts import FactIndex
 from .outcomes import Outcome, Outcomes, outcome_stream
 from .query import Query, QuerySources
 from .salience import AccessBuffer, AccessStats, SalienceExplanation, SalienceSettings, explain
+from .tiers import tiers_projection
 
 if TYPE_CHECKING:
     from ..recall.embed import Embedder
@@ -126,5 +127,5 @@ class Cognition:
         return Query(QuerySources(
             reader=reader, text=text, vectors=vectors, embedder=embedder,
             outcomes=self.outcomes, accesses=self.accesses, settings=self.settings,
-            clock=self.clock,
+            clock=self.clock, tiers=tiers_projection(self.store),
         ))

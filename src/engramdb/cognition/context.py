@@ -42,6 +42,12 @@ Semantics (each decision and why):
 * Forgetting a memory reopens what it superseded, as :meth:`Memory.forget`
   does (staged with the forget).
 * ``remember(supersedes=...)`` works as in shared memory.
+* **Tiers.** ``ctx.recall`` reaches the tiers as :meth:`Memory.recall` does
+  (``tiers="auto"`` by default: the archival tier only when the warm ones come
+  up short; ``"warm"``; ``"all"`` / ``include_archival=True``), judging each
+  shared memory's tier as of ``read_seq``: a memory archived after the context
+  opened is still warm to it. Staged writes are always searched; the "auto"
+  fallback counts only shared warm hits toward ``k``.
 * Not (yet) in a context: fact-slot supersession, exact-duplicate detection
   and ``remember_many`` (their rules read the ``facts`` projection, which
   answers for the present only, while a context reads at ``read_seq`` plus its
@@ -119,6 +125,7 @@ from .overlay import (
 )
 from .staging import MAX_NAME, ContextsProjection, OpenContext, StagedOp, context_stream
 from .supersession import current_only, reopen_drafts, replacing, supersedes_ids
+from .tiers import tiered_recall
 
 if TYPE_CHECKING:
     from ..memory import Memory
@@ -599,8 +606,11 @@ class Context(Reader):
         valid_at: datetime | int | str | None = None,
         filters: Mapping[str, Any] | None = None,
         signals: Sequence[str] = ("vector", "text", "graph", "recency"),
+        tiers: str = "auto",
+        include_archival: bool = False,
     ) -> list[Hit]:
-        """:meth:`Memory.recall` over shared memory (at ``read_seq``) plus staged writes."""
+        """:meth:`Memory.recall` over shared memory (at ``read_seq``) plus staged
+        writes, with the same ``tiers`` / ``include_archival`` (tiers as of ``read_seq``)."""
         self._at()
         mem = self._mem
         if mem._text is None:
@@ -610,13 +620,21 @@ class Context(Reader):
         )
         if valid_at is None:  # current facts only, as Memory.recall
             accept = current_only(self, accept)
+        mode = mem._tiers.check_mode(tiers, include_archival)
         nodes: Any = self._nodes
-        vectors: Any = OverlayVectors(mem._vectors, nodes) if mem._vectors is not None else None
-        text: Any = OverlayText(mem._text, nodes)
-        hits = recall(
-            self, query, k=k, text=text, vectors=vectors, embedder=mem._embedder,
-            accept=accept, weights=mem.weights, signals=signals,
-        )
+
+        def run(*, text: Any, vectors: Any, embedder: Any) -> list[Hit]:
+            # the overlays search the shared projections (each seen through a
+            # tier selection) at read_seq and add the staged writes
+            return recall(
+                self, query, k=k, text=OverlayText(text, nodes),
+                vectors=OverlayVectors(vectors, nodes) if vectors is not None else None,
+                embedder=embedder, accept=accept, weights=mem.weights, signals=signals,
+            )
+
+        hits = tiered_recall(run, tiers=mem._tiers.projection, mode=mode, k=k,
+                             namespace=self.namespace, text=mem._text, **mem._vector_pair(),
+                             floor=mem._tiers.policy.fallback_floor)
         return [self._local_provenance(h) for h in hits]
 
     def _local_provenance(self, hit: Hit) -> Hit:

@@ -21,10 +21,20 @@ measures the per-read latency with and without prefetch (prediction cost
 included) on the same trace. The hit rate is the figure that transfers to a
 deployment where a miss costs a round trip (HTTP, a shared log).
 
+Recall feeds it too, for an agent (``Memory.recall(query, agent=...)``, with
+the working tier on): a top-k list is not a sequence, so only the **top hit**
+joins the agent's access sequence (the transition from its previous access is
+learned, and what follows the top hit is predicted and warmed, as after a
+read), while the hits ranked 2 to ``top_n`` enter its working set as plain
+recent accesses (no transition between them is learned). Recall hits are not
+counted as reads (``hits``/``misses`` measure ``get`` through the working
+tier), and nothing is logged for them here. A recall without ``agent`` feeds
+nothing.
+
 State is in process only (per store, keyed by namespace and agent), lost on
-close: transitions are learned from the reads of this process, not from the
-logged ``memory.accessed`` events (which record reads, not who read them).
-Recall hits are not fed to the learner (a top-k list is not a sequence).
+close: transitions are learned from the reads and recalls of this process,
+not from the logged ``memory.accessed`` events (which record reads, not who
+read them, and are logged only with ``record_reads=True``).
 """
 
 from __future__ import annotations
@@ -166,6 +176,20 @@ class Prefetcher:
         hit = self.lookup(reader.namespace, agent, node.id, node)
         self.accessed(reader.namespace, agent, node, reader)
         return hit
+
+    def recalled(self, reader: Any, nodes: list[Node], agent: str) -> None:
+        """Recall returned ``nodes`` (best first) to ``agent`` through ``reader``'s
+        namespace: the top one is an access (transition learned, followers
+        warmed), the next ones up to ``top_n`` join the working set. Not counted
+        as reads. A no-op while disabled or with no hits."""
+        if not self.settings.enabled or not nodes:
+            return
+        namespace = reader.namespace
+        with self._lock:
+            ws = self._set((namespace, agent))
+            for node in reversed(nodes[1:self.settings.top_n]):  # the best most recent
+                ws.put(node, predicted=False)
+        self.accessed(namespace, agent, nodes[0], reader)
 
     def lookup(self, namespace: str, agent: str | None, node_id: str, latest: Node | None) -> bool:
         """Count a read of ``node_id`` (whose latest version is ``latest``): True on a hit."""

@@ -45,9 +45,27 @@ Step semantics:
   b; ``b -caused_by-> a`` means the same.
 * ``for_goal(g)``: an outcome was recorded for the memory under goal ``g``.
 * ``as_of(t)``: everything (memories, edges, outcomes, vectors) as of seq or time t.
+* ``tiers("all" | "warm")``: which memory tiers the query reaches (see below).
 
 Only current memories are returned: one that a live memory ``supersedes`` (as
 of the query's seq) is left out, as recall does.
+
+Tiers (see :mod:`engramdb.cognition.tiers`): a query reaches **all** tiers
+by default, archival included, unlike ``Memory.recall``, whose ``"auto"``
+default searches the warm tiers first. A reflection query is an exact
+question (these outcomes, this domain, these effects), not a top-k relevance
+search, and its set-based steps read node state, which archival memories keep;
+reaching all tiers keeps an answer from changing when consolidation moves a
+memory, and lets ``contrasting_with`` an archival memory work. The cost is in
+the similarity steps: generating candidates from a similarity pool scans the
+archival tier's quantized vectors (or cold BM25 index) too, linear in its size;
+as a filter, similarity reads each archival candidate's (dequantized int8)
+vector directly, so archival scores are approximate (~1e-2).
+``tiers("warm")`` keeps the short- and long-term tiers only (the tier as of
+the query's seq), as ``recall(tiers="warm")`` does; ``"auto"`` is refused (a
+fallback that depends on how many warm results clear a floor does not fit an
+exact query). :meth:`Query.explain` shows the choice (``Plan.tiers``, and a
+``tiers`` filter step when warm).
 """
 
 from __future__ import annotations
@@ -68,12 +86,14 @@ from .outcomes import Outcomes
 from .salience import AccessStats, SalienceSettings, explain
 from .supersession import superseded_at
 
+from .tiers import ARCHIVAL, TiersProjection, _TierSearch
+
 if TYPE_CHECKING:
     from ..recall.embed import Embedder
     from ..recall.projections import TextProjection, VectorProjection
 
-__all__ = ["Query", "QueryResult", "Plan", "PlanStep", "QuerySources", "CAUSAL_FORWARD",
-           "CAUSAL_BACKWARD"]
+__all__ = ["Query", "QueryResult", "Plan", "PlanStep", "QuerySources", "QUERY_TIERS",
+           "CAUSAL_FORWARD", "CAUSAL_BACKWARD"]
 
 #: ``a -rel-> b`` with these relations means a caused b.
 CAUSAL_FORWARD = frozenset({"caused", "led_to"})
@@ -82,6 +102,8 @@ CAUSAL_BACKWARD = frozenset({"caused_by"})
 
 _HOUR_US = 3_600 * 1_000_000
 _MAX_DEPTH = 10
+#: ``Query.tiers(...)``: every tier (the default) or the warm ones only.
+QUERY_TIERS = ("all", "warm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +118,7 @@ class QuerySources:
     accesses: AccessStats
     settings: SalienceSettings
     clock: Callable[[], int]
+    tiers: TiersProjection | None = None  # None: no tier information (all tiers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +156,13 @@ class PlanStep:
 class Plan:
     seq: int
     steps: tuple[PlanStep, ...]
+    tiers: str = "all"  # the memory tiers the query reaches (see Query.tiers)
 
     def ops(self) -> list[tuple[str, str]]:
         return [(s.op, s.role) for s in self.steps]
 
     def __str__(self) -> str:
-        rows = [f"plan at seq {self.seq}:"]
+        rows = [f"plan at seq {self.seq} over {self.tiers} tiers:"]
         for i, s in enumerate(self.steps, start=1):
             est = "" if s.estimate is None else f" (~{s.estimate})"
             rows.append(f"  {i}. {s.role:<10} {s.op:<16} via {s.source}{est}: {s.detail}")
@@ -170,6 +194,7 @@ class Query:
     cause: tuple[str, int] | None = None
     goal: str | None = None
     when: datetime | int | str | None = None
+    tier: str | None = None  # None: "all"
     n: int = 10
 
     def _set(self, field: str, method: str, value: Any) -> Query:
@@ -229,6 +254,14 @@ class Query:
                 raise InvalidQuery(str(exc)) from None
         return self._set("when", "as_of", when)
 
+    def tiers(self, which: str) -> Query:
+        """``"all"`` (the default: archival memories too) or ``"warm"`` (short-
+        and long-term only); see the module docstring."""
+        if which not in QUERY_TIERS:
+            hint = " (auto suits recall, not an exact query)" if which == "auto" else ""
+            raise InvalidQuery(f"tiers must be one of {QUERY_TIERS}, got {which!r}{hint}")
+        return self._set("tier", "tiers", which)
+
     def limit(self, n: int) -> Query:
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1000:
             raise InvalidQuery("limit must be an integer from 1 to 1000")
@@ -261,6 +294,13 @@ class _Compiled:
     @property
     def at(self) -> int:
         return self.view.seq
+
+    @property
+    def tier(self) -> str:
+        return self.q.tier or "all"
+
+    def warm_only(self) -> bool:
+        return self.tier == "warm" and self.q._src.tiers is not None
 
     def execute(self) -> list[QueryResult]:
         return _execute(self)
@@ -318,6 +358,7 @@ _SOURCES = {
     "similar_to": "vectors",
     "contrasting_with": "vectors + outcomes",
     "current": "nodes + adjacency (supersedes)",
+    "tiers": "tiers",
 }
 
 
@@ -342,6 +383,9 @@ def _plan(c: _Compiled) -> Plan:
         steps.append(PlanStep(op, "filter", _SOURCES[op], len(ids), _detail(c, op)))
     steps.append(PlanStep("current", "filter", _SOURCES["current"], None,
                           "live, in this namespace, not superseded"))
+    if c.warm_only():
+        steps.append(PlanStep("tiers", "filter", _SOURCES["tiers"], None,
+                              "warm tiers only: not archival as of the query's seq"))
     if q.window_us is not None:
         steps.append(PlanStep("within", "filter", _SOURCES["within"], None, _detail(c, "within")))
     if q.outcome is not None or q.contrast is not None:
@@ -355,7 +399,7 @@ def _plan(c: _Compiled) -> Plan:
              "similarity to the contrasted memory" if q.contrast is not None else "salience")
     steps.append(PlanStep("rank", "rank", "salience" if basis == "salience" else "vectors",
                           q.n, f"by {basis}, keep {q.n}"))
-    return Plan(c.at, tuple(steps))
+    return Plan(c.at, tuple(steps), tiers=c.tier)
 
 
 def _pool(q: Query) -> int:
@@ -364,9 +408,10 @@ def _pool(q: Query) -> int:
 
 def _similar_source(c: _Compiled, op: str) -> str:
     src = c.q._src
+    cold = c.tier == "all"
     if op == "similar_to" and (src.vectors is None or src.embedder is None):
-        return "text (BM25, relative to the best match)"
-    return _SOURCES[op]
+        return "text (BM25, relative to the best match)" + (", warm + cold index" if cold else "")
+    return _SOURCES[op] + (" (warm index + archival int8)" if cold else "")
 
 
 def _detail(c: _Compiled, op: str) -> str:
@@ -438,6 +483,7 @@ def _execute(c: _Compiled) -> list[QueryResult]:
     else:
         candidates = list(view._nodes.ids())
     survivors: list[Node] = []
+    warm, tiers = c.warm_only(), src.tiers
     for node_id in candidates:
         node = view._nodes.get(node_id, at)
         if node is None or node.forgotten or node.namespace != view.namespace:
@@ -445,6 +491,8 @@ def _execute(c: _Compiled) -> list[QueryResult]:
         if not all(node_id in ids for ids in c.sets.values()):
             continue
         if superseded_at(view, node_id) or _excluded(c, node_id):
+            continue
+        if warm and tiers is not None and tiers.tier(node_id, at) == ARCHIVAL:
             continue
         if q.window_us is not None and not _in_window(c, node):
             continue
@@ -489,36 +537,58 @@ def _similarities(c: _Compiled, op: str, among: set[str] | None) -> dict[str, fl
     q, src, view = c.q, c.q._src, c.view
     accept = None if among is None else among.__contains__
     k = _pool(q) if among is None else max(1, len(among))
+    if among is not None and not among:
+        return {}
     if op == "similar_to" and (src.vectors is None or src.embedder is None):
         assert q.similar is not None and src.text is not None
-        ranked = src.text.search(q.similar[0], k, at=c.at, namespace=view.namespace,
-                                 accept=accept)
+        ranked = _tiered(c, src.text).search(q.similar[0], k, at=c.at,
+                                              namespace=view.namespace, accept=accept)
         top = ranked[0][1] if ranked and ranked[0][1] > 0 else 1.0
         return {node_id: max(0.0, score / top) for node_id, score in ranked}
     assert src.vectors is not None and src.embedder is not None
     if op == "similar_to":
         assert q.similar is not None
         basis = np.asarray(src.embedder.embed([q.similar[0]])[0], dtype=np.float32)
-        norm = float(np.linalg.norm(basis))
-        basis = basis / norm if norm > 0 else basis
     else:
         assert q.contrast is not None
-        found = _vector_of(src.vectors, q.contrast[0], c.at)
+        found = src.vectors.vector_of(q.contrast[0], c.at)  # an archival one too
         if found is None:
             return {}
         basis = found
-    if among is not None and not among:
-        return {}
+    norm = float(np.linalg.norm(basis))
+    basis = basis / norm if norm > 0 else basis
+    if among is None:  # generator: the pool, from the tiers the query reaches
+        ranked = _tiered(c, src.vectors).search(basis, k, at=c.at, namespace=view.namespace)
+        return {node_id: max(0.0, float(score)) for node_id, score in ranked}
+    # filter: the warm index for the candidates it holds; every other candidate
+    # (archival now, whatever its tier then) is scored from its own vector,
+    # which costs one lookup each instead of a scan of the archival tier
     ranked = src.vectors.search(basis, k, at=c.at, namespace=view.namespace, accept=accept)
-    return {node_id: max(0.0, float(score)) for node_id, score in ranked}
+    sims = {node_id: max(0.0, float(score)) for node_id, score in ranked}
+    for node_id in among.difference(sims):
+        vector = src.vectors.vector_of(node_id, c.at)
+        if vector is not None:
+            sims[node_id] = max(0.0, float(vector @ basis))
+    return sims
 
 
-def _vector_of(vectors: VectorProjection, node_id: str, at: int) -> np.ndarray | None:
-    for key in reversed(vectors.docs.keys_of.get(node_id, [])):
-        doc = vectors.docs.meta.get(key)
-        if doc is not None and doc.start <= at < doc.end:
-            return vectors.index.get(key)
-    return None
+def _tiered(c: _Compiled, proj: Any) -> Any:
+    """``proj`` (text or vectors) searched over the tiers the query reaches, as of its seq."""
+    tiers = c.q._src.tiers
+    if tiers is None:
+        return _PresentTiers(proj, c.tier)
+    return _TierSearch(proj, c.tier, tiers)
+
+
+@dataclass(frozen=True, slots=True)
+class _PresentTiers:
+    """Without tier history: the projection's tiers as they are now."""
+
+    proj: Any
+    tier: str
+
+    def search(self, query: Any, k: int, **kw: Any) -> list[tuple[str, float]]:
+        return self.proj.search(query, k, tier=self.tier, **kw)  # type: ignore[no-any-return]
 
 
 def _rank(

@@ -336,6 +336,13 @@ class _TierSearch:
         self.ranked = found
         return found
 
+    def __getattr__(self, name: str) -> Any:
+        # the rest of the projection (a context's overlay reads the text index's
+        # corpus statistics through it)
+        if name == "_proj":
+            raise AttributeError(name)
+        return getattr(self._proj, name)
+
 
 class _OneQueryMemo:
     """An embedder that embeds one query once, for recall run twice (warm, then all)."""

@@ -84,14 +84,15 @@ class Registry:
     def coerce(self, name: str, payload: Any) -> tuple[Any, bytes, int]:
         """Validate ``payload`` for ``name``; return (typed payload, encoded bytes, schema).
 
-        The payload returned is exactly what a replay decodes from the bytes: a
-        struct built by hand (whose fields msgspec does not type-check) is
-        re-read from its encoding, and values JSON or the snapshots cannot hold
+        The payload returned is exactly what a replay decodes from the bytes (so
+        projections fed at append time and by a replay agree): it is re-read
+        from its encoding, which also type-checks a struct built by hand (msgspec
+        does not check a constructor's arguments) and turns a tuple into a list,
+        a datetime into its ISO string. Values JSON or the snapshots cannot hold
         (see :func:`check_storable`) are refused before anything is written.
         """
         et = self.get(name)
-        built = isinstance(payload, et.payload)
-        if not built:
+        if not isinstance(payload, et.payload):
             try:
                 payload = msgspec.convert(payload, et.payload, strict=True)
             except (msgspec.ValidationError, TypeError) as exc:
@@ -101,17 +102,16 @@ class Registry:
             blob = _encoder.encode(payload)
         except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidPayload(f"payload for {name} cannot be stored: {exc}", type=name) from None
-        if built:
-            try:
-                payload = et.decoder.decode(blob)
-            except msgspec.ValidationError as exc:
-                raise InvalidPayload(f"bad payload for {name}: {exc}", type=name) from None
         if len(blob) > self.max_payload:
             raise PayloadTooLarge(
                 f"payload of {len(blob)} bytes exceeds the {self.max_payload}-byte limit",
                 size=len(blob),
                 limit=self.max_payload,
             )
+        try:
+            payload = et.decoder.decode(blob)
+        except msgspec.ValidationError as exc:
+            raise InvalidPayload(f"bad payload for {name}: {exc}", type=name) from None
         return payload, blob, et.schema
 
     # -- reading ---------------------------------------------------------------
@@ -140,32 +140,48 @@ class Registry:
             raise CorruptStore(f"upcast {name} payload does not fit: {exc}", type=name) from None
 
 
+_PLAIN = frozenset({str, bool, bytes, type(None), type(msgspec.UNSET)})  # always storable
+
+
 def check_storable(payload: Any, name: str = "payload") -> None:
     """Raise :class:`InvalidPayload` for a value the log cannot hold losslessly:
     an integer beyond 64 bits (SQLite and the snapshots store int64), a NaN or
     infinite float (JSON has neither; it would come back as null), or a mapping
     key that is not a string (JSON would turn it into one)."""
     stack = [payload]
+    pop, push = stack.pop, stack.extend
     while stack:
-        item = stack.pop()
-        if isinstance(item, (str, bytes, bool)) or item is None:
+        item = pop()
+        kind = type(item)
+        if kind in _PLAIN:
             continue
-        if isinstance(item, int):
+        if kind is int:
             if not INT64_MIN <= item <= INT64_MAX:
                 raise InvalidPayload(f"{name}: integer {str(item)[:40]} does not fit in 64 bits",
                                      type=name)
-        elif isinstance(item, float):
+        elif kind is float:
             if not math.isfinite(item):
                 raise InvalidPayload(f"{name}: {item} is not a storable number (not finite)",
                                      type=name)
-        elif isinstance(item, dict):
-            if not all(type(k) is str for k in item):
-                raise InvalidPayload(f"{name}: mapping keys must be strings", type=name)
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
+        elif kind is dict:
+            for key in item:
+                if not isinstance(key, str):
+                    raise InvalidPayload(f"{name}: mapping keys must be strings", type=name)
+            push(item.values())
+        elif kind is list or kind is tuple:
+            push(item)
         elif isinstance(item, msgspec.Struct):
-            stack.extend(getattr(item, f) for f in item.__struct_fields__)
+            push(msgspec.structs.astuple(item))
+        elif isinstance(item, (bool, int, float, dict, list, tuple)):  # subclasses (IntEnum ...)
+            push([_base(item)])
+
+
+def _base(item: Any) -> Any:
+    """A subclass instance as its builtin base type, to check like one."""
+    for kind in (bool, int, float, dict, list, tuple):
+        if isinstance(item, kind):
+            return kind(item)
+    return item  # pragma: no cover
 
 
 def encode_meta(meta: Any) -> bytes:

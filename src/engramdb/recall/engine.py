@@ -125,8 +125,14 @@ def recall(
     gains: dict[str, dict[str, float]] = {}  # graph / session / recency / salience: id -> gain
     if "graph" in signals:
         _propagate(reader, query, base, final, gains, weights, live)
+    nodes_of: dict[str, Node | None] | None = None  # every fused candidate's node, looked up once
+    if "graph" in signals and weights.session and base:
+        nodes_of = {node_id: live(node_id) for node_id in final}
+        gains["session"] = _sessions(base, final, weights, nodes_of)
     if "recency" in signals and weights.recency and final:
-        gains["recency"] = _recency(final, weights, live)
+        if nodes_of is None:
+            nodes_of = {node_id: live(node_id) for node_id in final}
+        gains["recency"] = _recency(final, weights, nodes_of)
     raw_salience: dict[str, float] = {}
     if "recency" in signals and weights.salience and salience is not None and final:
         raw_salience = _salience(final, gains, weights.salience, salience)
@@ -226,7 +232,7 @@ def _propagate(
     reader: Reader, query: str, base: dict[str, float], final: dict[str, float],
     gains: dict[str, dict[str, float]], w: RecallWeights, live: Callable[[str], Node | None],
 ) -> None:
-    """Share scores along edges (conversation order, any typed edge) and sessions."""
+    """Share scores along edges: conversation order (``next``) and any typed edge."""
     seeds = list(base.items())
     for token in set(tokenize(query)):  # entities the query names seed the graph too
         named = reader._nodes.by_name(reader.namespace, token)
@@ -248,32 +254,26 @@ def _propagate(
                 graph[other] = graph.get(other, 0.0) + gain
     if graph:
         gains["graph"] = graph
-    if w.session:
-        session = _sessions(base, final, w, live)
-        if session:
-            gains["session"] = session
 
 
 def _sessions(
     base: dict[str, float], final: dict[str, float], w: RecallWeights,
-    live: Callable[[str], Node | None],
+    nodes_of: dict[str, Node | None],
 ) -> dict[str, float]:
+    """Candidates of a conversation session share ``session`` x its best base score."""
+    session_of = {
+        node_id: node.attrs.get("session") for node_id, node in nodes_of.items() if node is not None
+    }
     best: dict[Any, float] = {}
-    session_of: dict[str, Any] = {}
     for node_id, score in base.items():
-        node = live(node_id)
-        session = session_of[node_id] = node.attrs.get("session") if node is not None else None
+        session = session_of.get(node_id)
         if session is not None:
             best[session] = max(best.get(session, 0.0), score)
     gained: dict[str, float] = {}
     if not best:
         return gained
-    for node_id in list(final):
-        if node_id in session_of:
-            session = session_of[node_id]
-        else:
-            node = live(node_id)
-            session = node.attrs.get("session") if node is not None else None
+    for node_id in final:
+        session = session_of.get(node_id)
         if session in best:
             gain = gained[node_id] = w.session * best[session]
             final[node_id] += gain
@@ -281,9 +281,11 @@ def _sessions(
 
 
 def _recency(
-    final: dict[str, float], w: RecallWeights, live: Callable[[str], Node | None],
+    final: dict[str, float], w: RecallWeights, nodes_of: dict[str, Node | None],
 ) -> dict[str, float]:
-    ordered = sorted(final, key=lambda nid: _when(live(nid)))
+    """Newer candidates (valid_from, else created_at) get a little more, by rank."""
+    when = {node_id: _when(nodes_of[node_id]) for node_id in final}
+    ordered = sorted(final, key=when.__getitem__)
     n = len(ordered)
     gained: dict[str, float] = {}
     for position, node_id in enumerate(ordered):

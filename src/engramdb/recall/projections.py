@@ -55,7 +55,13 @@ def _archive_move(event: Event, archived: set[str]) -> bool | None:
 def _merge(
     a: list[tuple[str, float]], b: list[tuple[str, float]], k: int
 ) -> list[tuple[str, float]]:
-    return sorted([*a, *b], key=lambda kv: (-kv[1], kv[0]))[:k]
+    """The top k of two hit lists; a node found in both (a search racing a tier
+    move, which adds before it removes) keeps its better score."""
+    best: dict[str, float] = {}
+    for node, score in (*a, *b):
+        if score > best.get(node, float("-inf")):
+            best[node] = score
+    return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
 
 
 class _Doc(msgspec.Struct, array_like=True, gc=False):
@@ -374,16 +380,19 @@ class VectorProjection:
         key = self.docs.current.get(node)
         if into is None or key is None:
             return
+        # add to the destination before removing from the source, so that a
+        # concurrent vector_of() always finds the vector in one of them
         if into:
             vector = self.index.get(key)
             if vector is not None:
-                self.index.remove([key])
                 self._to_cold(key, vector)
+                self.index.remove([key])
         else:
-            vector = self._from_cold(key)
+            vector = self._peek_cold(key)
             if vector is not None:
                 vector = vector / np.linalg.norm(vector)
                 self.index.add([key], vector.reshape(1, -1), partition=[self._domain.get(node)])
+                self._from_cold(key)
 
     def _to_cold(self, key: int, vector: np.ndarray) -> None:
         with self._cold_lock:
@@ -393,15 +402,46 @@ class VectorProjection:
     def _from_cold(self, key: int) -> np.ndarray | None:
         """Take ``key`` out of the cold store; returns its (dequantized) vector."""
         with self._cold_lock:
-            pending = self._cold_add.pop(key, None)
-            if pending is not None:  # quantize as a flush would, so flush times never matter
-                trip = ColdVectorStore(self.dim, dtype=self.cold_dtype)
-                trip.add([key], pending.reshape(1, -1))
-                return trip.get(key)
-            vector = self.cold.get(key) if key not in self._cold_drop else None
-            if vector is not None:
+            vector = self._cold_get(key)
+            self._cold_add.pop(key, None)
+            if vector is not None:  # also when pending: an earlier flush may have stored it
                 self._cold_drop.add(key)
             return vector
+
+    def _peek_cold(self, key: int) -> np.ndarray | None:
+        """``key``'s dequantized vector in the cold store (pending writes included), or None."""
+        with self._cold_lock:
+            return self._cold_get(key)
+
+    def _cold_get(self, key: int) -> np.ndarray | None:  # under _cold_lock
+        pending = self._cold_add.get(key)
+        if pending is not None:  # quantize as a flush would, so flush times never matter
+            trip = ColdVectorStore(self.dim, dtype=self.cold_dtype)
+            trip.add([key], pending.reshape(1, -1))
+            return trip.get(key)
+        return self.cold.get(key) if key not in self._cold_drop else None
+
+    def vector_of(self, node: str, at: int | None = None) -> np.ndarray | None:
+        """The vector of ``node``'s version alive at seq ``at`` (its latest by
+        default) under this model, whichever tier holds it; None if it has none.
+
+        From the warm index it is the stored float32 unit vector; from the cold
+        (archival) store it is the dequantized one (int8: each component within
+        half a quantization step, the norm within ~1e-2 of 1), which is what
+        ``search(tier="archival")`` scores with. A copy: the caller may keep it.
+        """
+        key = self.docs.current.get(node) if at is None else self._key_at(node, at)
+        if key is None:
+            return None
+        vector = self.index.get(key)  # moves add to the destination first: no gap
+        return vector if vector is not None else self._peek_cold(key)
+
+    def _key_at(self, node: str, at: int) -> int | None:
+        for key in reversed(self.docs.keys_of.get(node, [])):
+            doc = self.docs.meta.get(key)
+            if doc is not None and doc.start <= at < doc.end:
+                return key
+        return None
 
     def _flush_cold(self) -> None:
         with self._cold_lock:

@@ -1073,6 +1073,10 @@ class VectorIndex:
         exact_plan, exact_cost = self._exact_plan(k, flt)
         while True:
             keys = self._hnsw_keys(q, count)
+            if flt.predicate is not None:
+                found = self._rescore_accepted(q, keys, k, flt)
+                if found is not None:
+                    return found
             hits = keys[flt.mask(keys)]
             if hits.size >= k:
                 return self._rescore(q, self._rows_of(hits), k)
@@ -1186,6 +1190,24 @@ class VectorIndex:
         scores = np.take(self._vecs, rows, axis=0) @ q
         top = _top_rows(scores, k)
         return self._format(rows[top], scores[top])
+
+    def _rescore_accepted(
+        self, q: np.ndarray, keys: np.ndarray, k: int, flt: _Filter
+    ) -> list[tuple[int, float]] | None:
+        """The best k of the candidates ``keys`` that a predicate accepts, or None if
+        fewer than k do. Scores them all exactly (cheap) and tests in score order,
+        so a broad predicate is called ~k times instead of once per candidate."""
+        rows = self._rows_of(keys)
+        scores = np.take(self._vecs, rows, axis=0) @ q
+        order = np.argsort(-scores, kind="stable")
+        picked: list[int] = []
+        for i, key in zip(order.tolist(), self._keys[rows[order]].tolist()):
+            if flt.accepts(key):
+                picked.append(i)
+                if len(picked) == k:
+                    chosen = np.asarray(picked, np.int64)
+                    return self._format(rows[chosen], scores[chosen])
+        return None
 
     def _format(self, rows: np.ndarray, scores: np.ndarray) -> list[tuple[int, float]]:
         return list(zip(self._keys[rows].tolist(), scores.astype(np.float64).tolist()))
