@@ -111,15 +111,24 @@ def recall(
     live, ok = _liveness(reader._nodes.get, at, ns, accept)
     found: dict[str, dict[str, tuple[int, float]]] = {}  # signal -> id -> (rank, raw score)
     base: dict[str, float] = {}
+    bare = accept is None  # no filter: the index's own liveness test, checked after
     if "text" in signals:
-        ranked = text.search(query, weights.pool, at=at, namespace=ns, accept=ok)
+        ranked = _search(
+            lambda test: text.search(query, weights.pool, at=at, namespace=ns, accept=test),
+            bare, ok, live,
+        )
         found["text"] = _add(base, "text", ranked, weights.text)
     if "vector" in signals and vectors is not None and embedder is not None:
         qv = np.asarray(embedder.embed([query])[0], dtype=np.float32)
         # ``domains`` (already enforced by ``accept``) lets a VectorProjection search
         # just those domains' partition when it is selective
         extra = {"domains": domains} if getattr(vectors, "supports_domains", False) else {}
-        ranked = vectors.search(qv, weights.pool, at=at, namespace=ns, accept=ok, **extra)
+        ranked = _search(
+            lambda test: vectors.search(
+                qv, weights.pool, at=at, namespace=ns, accept=test, **extra
+            ),
+            bare, ok, live,
+        )
         found["vector"] = _add(base, "vector", ranked, weights.vector)
     final = dict(base)
     gains: dict[str, dict[str, float]] = {}  # graph / session / recency / salience: id -> gain
@@ -187,6 +196,25 @@ def _liveness(
 
 
 _MISSING: Any = object()
+
+
+def _search(
+    run: Callable[[Callable[[str], bool] | None], list[tuple[str, float]]], bare: bool,
+    ok: Callable[[str], bool], live: Callable[[str], Node | None],
+) -> list[tuple[str, float]]:
+    """One signal's ranked candidates, each passing ``ok``.
+
+    Without a recall filter (``bare``) the index's own test (a version of a
+    memory of this namespace current at the seq) is asked first, sparing a
+    call per candidate; its ranking is the answer when every hit is also
+    ``live`` (then it is the top of ``ok``'s subset too), else the search is
+    run again with ``ok``.
+    """
+    if bare:
+        ranked = run(None)
+        if all(live(node_id) is not None for node_id, _ in ranked):
+            return ranked
+    return run(ok)
 
 
 def _add(
@@ -265,17 +293,20 @@ def _sessions(
         node_id: node.attrs.get("session") for node_id, node in nodes_of.items() if node is not None
     }
     best: dict[Any, float] = {}
+    top = best.get
     for node_id, score in base.items():
         session = session_of.get(node_id)
         if session is not None:
-            best[session] = max(best.get(session, 0.0), score)
+            known = top(session)
+            if known is None or score > known:
+                best[session] = max(0.0, score)  # as max(best.get(session, 0.0), score)
     gained: dict[str, float] = {}
     if not best:
         return gained
-    for node_id in final:
-        session = session_of.get(node_id)
+    share = w.session
+    for node_id, session in session_of.items():
         if session in best:
-            gain = gained[node_id] = w.session * best[session]
+            gain = gained[node_id] = share * best[session]
             final[node_id] += gain
     return gained
 
