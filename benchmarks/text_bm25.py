@@ -432,7 +432,9 @@ def scoring_strategies(index: Any, questions: list[str], k: int) -> dict[str, fl
     prepared = [contributions(tokenize(q)) for q in questions]
     prepared = [p for p in prepared if p]
     out = {}
-    accumulators = (("acc_fancy_iadd", fancy), ("acc_np_add_at", add_at), ("acc_bincount", bincount))
+    accumulators = (
+        ("acc_fancy_iadd", fancy), ("acc_np_add_at", add_at), ("acc_bincount", bincount)
+    )
     for label, fn in accumulators:
         lat = [timed(lambda p=p, fn=fn: fn(p, size))[0] for p in prepared]
         out[f"{label}_p50_ms"] = pct(lat, 50) * 1e3
@@ -467,7 +469,10 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         cells.append([fmt.format(r[key]) if key in r else "-" for key, _, fmt in COLUMNS])
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     for j, row in enumerate(cells):
-        padded = (c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        padded = (
+            c.rjust(w) if i else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
         print("  ".join(padded))
         if j == 0:
             print("  ".join("-" * w for w in widths))

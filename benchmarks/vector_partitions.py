@@ -52,13 +52,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
-from engramdb.bench.cognition_vectors import (  # noqa: E402
+from engramdb.bench.cognition_vectors import (
     FRACTIONS,
     clustered,
     crossover,
     partition_sweep,
 )
-from engramdb.recall.vectors import DEFAULT_PARTITION_FRACTION, VectorIndex  # noqa: E402
+from engramdb.recall.vectors import DEFAULT_PARTITION_FRACTION, VectorIndex
 
 
 def main() -> int:

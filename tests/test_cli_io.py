@@ -144,7 +144,7 @@ def test_ingest_locomo_detected_by_content(tmp_path: Path) -> None:
         assert mem.history(race.id)[0].seq > first
 
 
-def Memory_us(iso: str) -> int:  # noqa: N802 - reads like a constructor in the asserts
+def Memory_us(iso: str) -> int:  # reads like a constructor in the asserts
     from engramdb.events import to_us
 
     value = to_us(iso)
@@ -460,9 +460,11 @@ def test_history_as_of(tmp_path: Path) -> None:
     with open_mem(store, read_only=True) as mem:
         maya = mem.find("Maya").id
     code, out = run("history", maya, "-s", str(store), "--json")
+    assert code == 0, out
     assert [e["type"] for e in json.loads(out)] == ["node.created", "vector.stored",
                                                     "node.updated", "vector.stored"]
     code, out = run("history", maya, "-s", str(store), "--json", "--as-of", "3")
+    assert code == 0, out
     assert [e["type"] for e in json.loads(out)] == ["node.created", "vector.stored"]
 
 

@@ -53,7 +53,10 @@ def test_error_info_hides_internal_errors() -> None:
         (lambda m: m.namespaced("bad namespace!"), "invalid_namespace"),
         (lambda m: m.get("nope"), "not_found"),
         (lambda m: m.relate("nope", "r", "nope2"), "not_found"),
-        (lambda m: m.update(m.find("existing").id, text="b", expected_version=7), "version_conflict"),
+        (
+            lambda m: m.update(m.find("existing").id, text="b", expected_version=7),
+            "version_conflict",
+        ),
         (lambda m: m.as_of(-1), "invalid_input"),
         (lambda m: m.neighbors("x", direction="sideways"), "invalid_input"),
     ],

@@ -36,7 +36,9 @@ def test_provenance_names_the_event_agent_and_session() -> None:
         mem.update(n.id, attrs={"city": "Lisbon"}, agent="a2", session="s2", source="chat#2")
         mem.update(n.id, domain="e", agent="a3", session="s3")
         city = mem.provenance(n.id, "attrs.city")
-        assert (city.value, city.agent, city.session, city.source) == ("Lisbon", "a2", "s2", "chat#2")
+        assert (city.value, city.agent, city.session, city.source) == (
+            "Lisbon", "a2", "s2", "chat#2"
+        )
         text = mem.provenance(n.id, "text")
         assert (text.agent, text.seq) == ("a1", n.seq)
         assert mem.provenance(n.id, "domain").agent == "a3"

@@ -9,6 +9,7 @@ The checks live in the events layer (``Registry.coerce`` for payloads,
 from __future__ import annotations
 
 import enum
+import inspect
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -94,7 +95,7 @@ def test_a_hand_built_payload_is_type_checked_before_the_commit(
 ) -> None:
     """``update`` builds its payload struct directly; msgspec does not check a
     struct's field types, so a wrong type used to commit, then break a projection."""
-    mem, path = store
+    mem, _ = store
     node = mem.remember("Maya lives in Berlin")
     head = mem.seq
     for kwargs in ({"text": 5}, {"name": 3}, {"unset": [1]}):
@@ -185,7 +186,7 @@ def test_recall_filters_take_scalars(store: tuple[Memory, Path]) -> None:
 
 def test_parse_seq_takes_ascii_digits_only() -> None:
     assert parse_seq("42") == 42 and parse_seq("0") == 0
-    for text in ("²", "٣", "４２", " 42", "42 ", "-1", "+1", "4_2", "", "2026-03-01"):
+    for text in ("²", "٣", "４２", " 42", "42 ", "-1", "+1", "4_2", "", "2026-03-01"):  # noqa: RUF001
         assert parse_seq(text) is None, text
     with pytest.raises(InvalidInput, match="64 bits"):
         parse_seq("9" * 25)
@@ -217,3 +218,135 @@ def test_cli_as_of_a_superscript_is_a_usage_error(store: tuple[Memory, Path],
         assert isinstance(result.exception, InvalidInput), (args, result.exception)
     result = CliRunner().invoke(app, ["get", node.id, "--as-of", "1", "--store", str(path)])
     assert result.exit_code == 0 and "Maya lives in Berlin" in result.output
+
+
+# -- wrong-typed arguments from Python: InvalidInput, never TypeError/AttributeError --
+
+
+Call = Callable[[Any, str, str], Any]  # (memory, view or context; id a; id b) -> result
+
+#: Calls a Python caller can get wrong (no adapter sends these: their schemas check
+#: types first). Each must raise InvalidInput and write nothing.
+READS: dict[str, Call] = {
+    "find(5)": lambda r, a, b: r.find(5),
+    "find(None)": lambda r, a, b: r.find(None),
+    "get(5)": lambda r, a, b: r.get(5),
+    "get([1])": lambda r, a, b: r.get([1]),
+    "exists(5)": lambda r, a, b: r.exists(5),
+    "history([1])": lambda r, a, b: r.history([1]),
+    "history(5)": lambda r, a, b: r.history(5),
+    "provenance(id, 5)": lambda r, a, b: r.provenance(a, 5),
+    "provenance(5, text)": lambda r, a, b: r.provenance(5, "text"),
+    "in_domain([1])": lambda r, a, b: r.in_domain([1]),
+    "in_domain(5)": lambda r, a, b: r.in_domain(5),
+    "neighbors(5)": lambda r, a, b: r.neighbors(5),
+    "neighbors(id, rel=5)": lambda r, a, b: r.neighbors(a, rel=5),
+    "bridges(domains=5)": lambda r, a, b: r.bridges(domains=5),
+    "bridges(domains='people')": lambda r, a, b: r.bridges(domains="people"),
+    "bridges(domains=[1])": lambda r, a, b: r.bridges(domains=[1]),
+    "index(prose='yes')": lambda r, a, b: r.index(prose="yes"),
+}
+RECALLS: dict[str, Call] = {
+    "recall(signals=5)": lambda r, a, b: r.recall("Maya", signals=5),
+    "recall(signals=('text', 5))": lambda r, a, b: r.recall("Maya", signals=("text", 5)),
+    "recall(filters='x')": lambda r, a, b: r.recall("Maya", filters="x"),
+    "recall(filters=[pair])": lambda r, a, b: r.recall("Maya", filters=[("kind", "memory")]),
+    "recall(domains=[1])": lambda r, a, b: r.recall("Maya", domains=[1]),
+}
+WRITES: dict[str, Call] = {  # the facade's and a context's
+    "unrelate([1], r, b)": lambda w, a, b: w.unrelate([1], "works_at", b),
+    "unrelate(a, r, {})": lambda w, a, b: w.unrelate(a, "works_at", {"x": 1}),
+    "forget(reason=bytes)": lambda w, a, b: w.forget(a, reason=b"gone"),
+    "update(text=bytes)": lambda w, a, b: w.update(a, text=b"x"),
+    "update(name=bytes)": lambda w, a, b: w.update(a, name=b"x"),
+    "update(unset=5)": lambda w, a, b: w.update(a, unset=5),
+}
+FACADE_ONLY: dict[str, Call] = {
+    "outcomes(goal=5)": lambda m, a, b: m.outcomes(a, goal=5),
+    "get(id, agent=5)": lambda m, a, b: m.get(a, agent=5),
+    "working([1])": lambda m, a, b: m.working([1]),
+    "prefetch_stats([1])": lambda m, a, b: m.prefetch_stats([1]),
+    "recall(with_index='yes')": lambda m, a, b: m.recall("Maya", with_index="yes"),
+    "tier(5)": lambda m, a, b: m.tier(5),
+    "salience(5)": lambda m, a, b: m.salience(5),
+    "ingest_conversation(5)": lambda m, a, b: m.ingest_conversation(5, session="s"),
+    "ingest_conversation(str)": lambda m, a, b: m.ingest_conversation("hi", session="s"),
+    "ingest_conversation(dict)": lambda m, a, b: m.ingest_conversation({"text": "hi"},
+                                                                       session="s"),
+    "consolidate(policy=5)": lambda m, a, b: m.consolidate(policy=5),
+    "consolidate(agent=5)": lambda m, a, b: m.consolidate(agent=5),
+}
+
+
+@pytest.fixture
+def graph() -> Iterator[tuple[Memory, str, str]]:
+    with Memory.open(":memory:", embedder=HashingEmbedder(dim=32)) as mem:
+        a = mem.remember("Maya leads the platform team", domain="people", name="Maya").id
+        b = mem.remember("Acme builds rockets", domain="companies", name="Acme").id
+        mem.relate(a, "works_at", b)
+        mem.record_outcome(a, "success", goal="ship")
+        yield mem, a, b
+
+
+@pytest.mark.parametrize("call", [*READS.values(), *RECALLS.values(), *WRITES.values(),
+                                  *FACADE_ONLY.values()],
+                         ids=[*READS, *RECALLS, *WRITES, *FACADE_ONLY])
+def test_the_facade_refuses_wrong_types(graph: tuple[Memory, str, str], call: Call) -> None:
+    mem, a, b = graph
+    head = mem.seq
+    with pytest.raises(InvalidInput):
+        call(mem, a, b)
+    assert mem.seq == head
+    assert mem.get(a).text == "Maya leads the platform team" and mem.neighbors(a)
+
+
+@pytest.mark.parametrize("call", list(READS.values()), ids=list(READS))
+def test_a_view_refuses_wrong_types(graph: tuple[Memory, str, str], call: Call) -> None:
+    mem, a, b = graph
+    head = mem.seq
+    with pytest.raises(InvalidInput):
+        call(mem.as_of(head), a, b)
+    assert mem.seq == head
+
+
+@pytest.mark.parametrize("call", [*READS.values(), *RECALLS.values(), *WRITES.values()],
+                         ids=[*READS, *RECALLS, *WRITES])
+def test_a_context_refuses_wrong_types(graph: tuple[Memory, str, str], call: Call) -> None:
+    mem, a, b = graph
+    ctx = mem.context("probe")
+    head = mem.seq
+    with pytest.raises(InvalidInput):
+        call(ctx, a, b)
+    assert mem.seq == head and ctx.changes() == []
+    assert ctx.get(a).text == "Maya leads the platform team"
+
+
+#: A valid value for each required parameter of a read, by name.
+VALID = {"node_id": "A", "name": "Maya", "domain": "people", "stream_id": "A", "field": "text"}
+WRONG = [5, 1.5, [1], {"a": 1}, b"x", object(), ("a", 5), {"x"}]
+
+
+def test_every_read_of_a_view_refuses_every_wrong_type(graph: tuple[Memory, str, str]) -> None:
+    """A sweep: each public read, each parameter given each wrong-typed value, the
+    others valid. A new read that lets a TypeError out fails here."""
+    mem, a, _ = graph
+    view = mem.as_of(mem.seq)
+    escaped = []
+    for name in sorted(n for n in dir(view) if not n.startswith("_")):
+        method = getattr(view, name)
+        if not callable(method):
+            continue
+        params = list(inspect.signature(method).parameters.values())
+        required = {p.name: VALID[p.name].replace("A", a) if p.name in VALID else None
+                    for p in params if p.default is p.empty}
+        assert None not in required.values(), f"add a valid value for {name}{required}"
+        for param in params:
+            for wrong in WRONG:
+                kwargs = {**required, param.name: wrong}
+                try:
+                    method(**kwargs)
+                except InvalidInput:
+                    pass
+                except Exception as exc:  # listing every escape is the point
+                    escaped.append(f"{name}({param.name}={wrong!r}): {type(exc).__name__}")
+    assert not escaped, escaped

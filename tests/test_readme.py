@@ -47,4 +47,6 @@ def test_every_python_example_runs(tmp_path: pathlib.Path,
         try:
             exec(compile(block, f"README.md python block {index + 1}", "exec"), {})
         except Exception as exc:  # name the block that failed
-            raise AssertionError(f"README python block {index + 1} failed: {exc!r}\n{block}")
+            raise AssertionError(
+                f"README python block {index + 1} failed: {exc!r}\n{block}"
+            ) from exc

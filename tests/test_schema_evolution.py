@@ -28,7 +28,7 @@ def node_created_v0_to_v1(payload: dict[str, Any]) -> dict[str, Any]:
     """schema 0 -> 1: ``content`` became ``text``; ``attrs`` pairs became an object."""
     out = {k: v for k, v in payload.items() if k not in ("content", "attrs")}
     out["text"] = payload.get("content", "")
-    out["attrs"] = {key: value for key, value in payload.get("attrs", [])}
+    out["attrs"] = dict(payload.get("attrs", []))
     return out
 
 
@@ -102,7 +102,7 @@ def test_old_store_reads_every_memory_attribute_and_edge(copy) -> None:
 
 
 def test_without_the_upcaster_the_old_store_fails_loudly(copy) -> None:
-    with pytest.raises(CorruptStore, match="no upcaster for node.created from schema 0"):
+    with pytest.raises(CorruptStore, match=r"no upcaster for node\.created from schema 0"):
         Memory.open(copy, embedder=None)
     with Memory.open(copy, registry=upcasting_registry(), embedder=None) as mem:
         assert mem.get("alice").text == "Alice leads the platform team"  # the copy is intact

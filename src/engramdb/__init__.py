@@ -4,6 +4,10 @@ One durable event log is the only source of truth; every index is a projection
 rebuilt from it. Start with :meth:`Memory.open`.
 """
 
+from .cognition import Outcome, Plan, Query, QueryResult, Remembered, SalienceExplanation
+from .cognition.context import Context, ContextInfo
+from .cognition.prefetch import PrefetchStats
+from .cognition.tiers import ConsolidationReport, TierMove, TierPolicy
 from .errors import (
     ConcurrencyConflict,
     Conflict,
@@ -25,10 +29,6 @@ from .errors import (
     Unauthorized,
     UnknownEventType,
 )
-from .cognition.context import Context, ContextInfo
-from .cognition.prefetch import PrefetchStats
-from .cognition.tiers import ConsolidationReport, TierMove, TierPolicy
-from .cognition import Outcome, Plan, Query, QueryResult, Remembered, SalienceExplanation
 from .events import Draft, Event, Meta
 from .memory import Memory
 from .projections import Bridge, Edge, Node

@@ -8,6 +8,7 @@ call always sees one consistent state, however many events land meanwhile.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,8 @@ from .projections import OPEN, Adjacency, Bridge, CrossDomain, DomainIndex, Edge
 if TYPE_CHECKING:
     from .store import EventStore
 
-__all__ = ["Reader", "View", "Neighbor", "Provenance", "parse_seq", "resolve_seq"]
+__all__ = ["Reader", "View", "Neighbor", "Provenance", "parse_seq", "resolve_seq",
+           "check_str", "check_optional_str", "check_bool", "check_strs", "check_mapping"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +80,7 @@ class Reader:
 
     def get(self, node_id: str) -> Node:
         """The memory or entity ``node_id``; :class:`NotFound` if absent or forgotten."""
-        node = self._nodes.get(node_id, self._at()) if isinstance(node_id, str) else None
+        node = self._nodes.get(check_str(node_id, "id"), self._at())
         if node is None or node.namespace != self.namespace or node.forgotten:
             raise NotFound(f"no memory {str(node_id)[:80]!r} in namespace {self.namespace!r}")
         return node
@@ -87,7 +89,7 @@ class Reader:
         """The live node named ``name`` (case-insensitive); of several, the one
         changed most recently (as of this reader's seq)."""
         at = self._at()
-        key = name.casefold()
+        key = check_str(name, "name").casefold()
         node_id = self._nodes.by_name(self.namespace, name)
         if node_id is not None:
             node = self._nodes.get(node_id, at)
@@ -114,6 +116,7 @@ class Reader:
         return True
 
     def in_domain(self, domain: str) -> list[Node]:
+        check_str(domain, "domain")
         at = self._at()
         nodes = (self._nodes.get(i, at) for i in self._domains.nodes(self.namespace, domain, at))
         return [n for n in nodes if n is not None and not n.forgotten]
@@ -130,6 +133,7 @@ class Reader:
         """Nodes one typed edge away. ``direction`` is ``out``, ``in`` or ``both``."""
         if direction not in ("out", "in", "both"):
             raise InvalidInput("direction must be 'out', 'in' or 'both'")
+        check_optional_str(rel, "rel")
         self.get(node_id)
         at = self._at()
         found = []
@@ -142,7 +146,7 @@ class Reader:
 
     def bridges(self, *, domains: set[str] | list[str] | None = None) -> list[Bridge]:
         """Edges joining two different domains (touching ``domains`` when given)."""
-        wanted = set(domains) if domains is not None else None
+        wanted = set(check_strs(domains, "domains")) if domains is not None else None
         return self._cross.bridges(self.namespace, self._at(), domains=wanted)
 
     # -- history and provenance --------------------------------------------------
@@ -153,7 +157,7 @@ class Reader:
         The events of a forgotten node come back with their payload replaced by
         a :class:`~engramdb.events.Redacted` marker, before and after compaction.
         """
-        events = self._store.log.read_stream(stream_id, upto=self._at())
+        events = self._store.log.read_stream(check_str(stream_id, "id"), upto=self._at())
         # a context's staged writes (context.* events) are private until commit
         events = [e for e in events
                   if e.namespace == self.namespace and not e.type.startswith("context.")]
@@ -179,6 +183,7 @@ class Reader:
     def provenance(self, node_id: str, field: str) -> Provenance:
         """The event that set ``field`` (``text``, ``name``, ``domain``, ``kind``,
         ``attrs.<key>``) to its value in this view."""
+        check_str(field, "field")
         node = self.get(node_id)
         value = _field_value(node, field)
         for event in reversed(self._store.log.read_stream(node_id, upto=self._at())):
@@ -197,6 +202,7 @@ class Reader:
         references with their relation types) within ``max_tokens`` (default:
         500-2,000, growing with the store). ``prose=True`` returns the latest LLM
         rewrite still valid at this seq, if any (see ``Memory.enrich_index``)."""
+        check_bool(prose, "prose")
         index = self._store.find_projection("index")
         if index is None:
             raise InvalidInput("this store has no index projection")
@@ -260,6 +266,46 @@ def resolve_seq(store: EventStore, when: datetime | int | str) -> int:
     us = to_us(when)
     assert us is not None
     return min(store.log.seq_at(us), head)
+
+
+def check_str(value: Any, label: str) -> str:
+    """``value`` if it is a string, else :class:`InvalidInput` naming ``label``:
+    every read refuses a wrong-typed argument with a stable code, before it reads."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{label} must be a string, got {type(value).__name__}")
+    return value
+
+
+def check_optional_str(value: Any, label: str) -> str | None:
+    return None if value is None else check_str(value, label)
+
+
+def check_bool(value: Any, label: str) -> bool:
+    """``value`` if it is True or False (a flag given 5 or "no" is a mistake, not truthy)."""
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{label} must be true or false, got {type(value).__name__}")
+    return value
+
+
+def check_strs(value: Any, label: str, *, error: type[InvalidInput] = InvalidInput) -> list[str]:
+    """A list, tuple or set of strings as a list (a lone string is refused: it
+    would otherwise be read as its characters)."""
+    if not isinstance(value, (list, tuple, set, frozenset)) or not all(
+        isinstance(v, str) for v in value
+    ):
+        raise error(f"{label} must be a list of strings, got {type(value).__name__}")
+    return list(value)
+
+
+def check_mapping(
+    value: Any, label: str, *, error: type[InvalidInput] = InvalidInput
+) -> dict[str, Any] | None:
+    """A mapping as a dict; None stays None."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise error(f"{label} must be a mapping, got {type(value).__name__}")
+    return dict(value)
 
 
 _TOP_FIELDS = ("text", "name", "domain", "kind")

@@ -29,7 +29,8 @@ from engramdb.recall.embed import HashingEmbedder
 
 from ._mcp import serve
 
-TOOLS = {"remember", "recall", "relate", "forget", "history", "as_of", "index", "get"}
+TOOLS = {"remember", "recall", "relate", "forget", "history", "as_of", "index", "get", "query",
+         "record_outcome"}
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -72,7 +73,7 @@ def error_code(result: CallToolResult) -> str:
 # -- the tool surface ------------------------------------------------------------
 
 
-def test_lists_eight_documented_tools(mem: Memory) -> None:
+def test_lists_the_documented_tools(mem: Memory) -> None:
     async def body(client: Client) -> None:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert set(tools) == TOOLS

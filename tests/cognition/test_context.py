@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from engramdb import Memory
+from engramdb.cognition.staging import ContextsProjection
 from engramdb.errors import ConcurrencyConflict, Conflict, InvalidInput, NotFound, ReadOnly
 from engramdb.events import REDACTED
-from engramdb.cognition.staging import ContextsProjection
 from engramdb.recall.embed import HashingEmbedder
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -266,7 +266,7 @@ def test_with_block_discards_on_error_and_keeps_open_otherwise(mem: Memory) -> N
         kept = ctx.remember("kept for later")
     assert [c.name for c in mem.contexts()] == ["kept"]
     assert mem.context("kept").get(kept.id).text == "kept for later"
-    with pytest.raises(RuntimeError), mem.context("failed") as ctx:
+    with pytest.raises(RuntimeError), mem.context("failed") as ctx:  # noqa: PT012 - the body is the point
         ctx.remember("half-done work")
         raise RuntimeError("the agent crashed")
     assert ctx.closed == "discarded"

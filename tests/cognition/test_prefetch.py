@@ -166,4 +166,6 @@ def test_recall_refuses_a_bad_agent(mem: Memory) -> None:
     mem.configure_working()
     with pytest.raises(InvalidInput):
         mem.recall("something", agent=7)  # type: ignore[arg-type]
-    assert mem.working(7) == []  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput):  # reads refuse a wrong-typed agent too
+        mem.working(7)  # type: ignore[arg-type]
+    assert mem.working() == [] and mem.prefetch_stats().accesses == 0

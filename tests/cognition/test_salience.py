@@ -13,8 +13,8 @@ from engramdb import Memory, NotFound
 from engramdb.cognition import AccessBuffer, AccessStats, SalienceSettings
 from engramdb.events import now_us
 from engramdb.events.types import MEMORY_ACCESSED
-from engramdb.recall.engine import RecallWeights
 from engramdb.recall.embed import HashingEmbedder
+from engramdb.recall.engine import RecallWeights
 
 DAY = 86_400 * 1_000_000
 
@@ -202,7 +202,7 @@ def test_unknown_and_forgotten_memories_have_no_salience(mem: Memory) -> None:
 
 
 def test_settings_are_validated_and_used(clock: FakeClock) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be positive"):
         SalienceSettings(half_life_days=0)
     m = Memory(Memory.open(":memory:", embedder=None).store, clock=clock,
                salience=SalienceSettings(half_life_days=1))

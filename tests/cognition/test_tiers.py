@@ -65,7 +65,7 @@ def _tier_events(mem: Memory) -> list:
 
 
 def test_moves_are_events_with_reasons_in_one_commit(mem: Memory, clock: FakeClock) -> None:
-    cold, hot, mid = _seed(mem)
+    cold, hot, _mid = _seed(mem)
     head = mem.seq
     clock.now += 30 * DAY
     report = mem.consolidate()

@@ -351,9 +351,11 @@ def test_http_known_dim_needs_no_request_for_empty_input(server: FakeServer) -> 
 
 def test_http_error_status_raises_engram_error(server: FakeServer, api: Any) -> None:
     server.fail = (500, '{"error": "model \\"m\\" not found"}')
-    with HttpEmbedder(server.url, "m", api=api) as emb:
-        with pytest.raises(EngramError, match="HTTP 500") as info:
-            emb.embed(["x"])
+    with (
+        HttpEmbedder(server.url, "m", api=api) as emb,
+        pytest.raises(EngramError, match="HTTP 500") as info,
+    ):
+        emb.embed(["x"])
     assert info.value.details["http_status"] == 500
     assert "not found" in info.value.message
     assert server.url not in info.value.message
@@ -365,31 +367,30 @@ def test_http_error_status_raises_engram_error(server: FakeServer, api: Any) -> 
 )
 def test_http_malformed_reply_raises(server: FakeServer, reply: Any) -> None:
     server.reply_override = reply
-    with HttpEmbedder(server.url, "m", api="openai") as emb:
-        with pytest.raises(EngramError):
-            emb.embed(["a", "b"])
+    with HttpEmbedder(server.url, "m", api="openai") as emb, pytest.raises(EngramError):
+        emb.embed(["a", "b"])
 
 
 def test_http_wrong_vector_count_raises(server: FakeServer) -> None:
     server.reply_override = {"embeddings": [[1.0, 0.0]]}
-    with HttpEmbedder(server.url, "m") as emb:
-        with pytest.raises(EngramError, match="shape"):
-            emb.embed(["a", "b"])
+    with HttpEmbedder(server.url, "m") as emb, pytest.raises(EngramError, match="shape"):
+        emb.embed(["a", "b"])
 
 
 def test_http_dimension_mismatch_raises(server: FakeServer) -> None:
-    with HttpEmbedder(server.url, "m", dim=16) as emb:
-        with pytest.raises(EngramError, match="8-d"):
-            emb.embed(["a"])
+    with HttpEmbedder(server.url, "m", dim=16) as emb, pytest.raises(EngramError, match="8-d"):
+        emb.embed(["a"])
 
 
 def test_http_connection_failure_raises() -> None:
     with socket.socket() as sock:  # find a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with HttpEmbedder(f"http://127.0.0.1:{port}", "m", timeout=2.0) as emb:
-        with pytest.raises(EngramError, match="request failed"):
-            emb.embed(["a"])
+    with (
+        HttpEmbedder(f"http://127.0.0.1:{port}", "m", timeout=2.0) as emb,
+        pytest.raises(EngramError, match="request failed"),
+    ):
+        emb.embed(["a"])
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import threading
@@ -322,9 +323,10 @@ def test_recall_with_index(mem: Memory) -> None:
 def test_any_content_fits_any_budget(names: list[str], texts: list[str], max_tokens: int) -> None:
     with Memory.open(":memory:", embedder=None) as mem:
         nodes = mem.remember_many(
-            {"text": t, "name": n, "domain": n[:5] or "d"} for n, t in zip(names, texts)
+            {"text": t, "name": n, "domain": n[:5] or "d"}
+            for n, t in zip(names, texts, strict=False)  # lists of unrelated lengths
         )
-        for a, b in zip(nodes, nodes[1:]):
+        for a, b in itertools.pairwise(nodes):
             mem.relate(a.id, "rel" + str(len(a.text) % 3), b.id)
         for text in (mem.index(), mem.index(max_tokens=max_tokens)):
             assert estimate_tokens(text) <= max(max_tokens, adaptive_budget(len(nodes)))

@@ -157,9 +157,11 @@ def test_unreachable_server_raises_llm_unavailable() -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with OllamaBackend(f"http://127.0.0.1:{port}", "m", timeout=2) as backend:
-        with pytest.raises(LlmUnavailable) as info:
-            backend.complete("x")
+    with (
+        OllamaBackend(f"http://127.0.0.1:{port}", "m", timeout=2) as backend,
+        pytest.raises(LlmUnavailable) as info,
+    ):
+        backend.complete("x")
     assert info.value.code == "llm_unavailable" and str(port) not in info.value.message
 
 

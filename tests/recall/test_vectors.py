@@ -121,7 +121,7 @@ def test_search_many_matches_search_in_both_modes(big) -> None:
     single = [index.search(q, K) for q in queries]
     assert [[k for k, _ in r] for r in batched] == [[k for k, _ in r] for r in single]
     exact_batched = index.search_many(queries, K, exact=True)
-    for q, got in zip(queries, exact_batched):
+    for q, got in zip(queries, exact_batched, strict=True):
         assert_same_topk(got, oracle(keys, vecs, q, K))
 
 
@@ -134,13 +134,13 @@ def test_hnsw_recall_at_10_against_oracle(big) -> None:
     recalls = [overlap(index.search(q, K), oracle(keys, vecs, q, K)) for q in queries]
     assert np.mean(recalls) >= 0.95
     assert abs(index.recall_at_k(queries, K) - np.mean(recalls)) < 0.05
-    lookup = dict(zip(keys.tolist(), vecs))
+    lookup = dict(zip(keys.tolist(), vecs, strict=True))
     for q in queries[:5]:
         assert_well_formed(index.search(q, K), lookup, q)
 
 
 def test_hnsw_is_actually_used_above_threshold(big, monkeypatch) -> None:
-    keys, vecs, queries, index = big
+    _, _, queries, index = big
     calls = []
     real = index._hnsw_keys
     monkeypatch.setattr(index, "_hnsw_keys", lambda q, c: calls.append(c) or real(q, c))
@@ -187,7 +187,7 @@ def test_quantized_hnsw_keeps_recall_and_saves_memory(dtype: str) -> None:
     recalls = [overlap(small.search(q, K), oracle(keys, vecs, q, K)) for q in queries]
     assert np.mean(recalls) >= 0.9
     # scores are exact float32 cosines even from a quantized graph
-    lookup = dict(zip(keys.tolist(), vecs))
+    lookup = dict(zip(keys.tolist(), vecs, strict=True))
     for q in queries[:5]:
         assert_well_formed(small.search(q, K), lookup, q)
 
@@ -240,7 +240,7 @@ def test_broad_filter_is_top_k_of_allowed(big, plan, form) -> None:
         "array": np.array(sorted(allowed)),
         "predicate": allowed.__contains__,
     }[form]
-    lookup = dict(zip(keys.tolist(), vecs))
+    lookup = dict(zip(keys.tolist(), vecs, strict=True))
     recalls = []
     for q in queries[:25]:
         got = index.search(q, K, allowed=arg)
@@ -343,7 +343,7 @@ def test_removed_keys_never_return_and_updates_take_effect(threshold: int) -> No
     fresh = clustered(14, 30)
     index.add(kept, fresh)
     assert len(index) == n - len(removed)
-    for key, v in zip(kept.tolist(), fresh):
+    for key, v in zip(kept.tolist(), fresh, strict=True):
         np.testing.assert_array_equal(index.get(key), v)
         top_key, top_score = index.search(v, 1)[0]
         assert top_key == key and top_score == pytest.approx(1.0, abs=1e-5)
@@ -514,7 +514,7 @@ def test_failed_save_keeps_the_previous_file(tmp_path, monkeypatch) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(VectorIndex, "_write_to", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="disk full"):
         index.save(path)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["v.idx"]
@@ -599,7 +599,7 @@ def test_concurrent_searches_during_writes_never_see_garbage() -> None:
     assert all(hits["exact"])
     assert np.mean(hits["hnsw"]) >= 0.97
     assert index.wait_for_graph(timeout=30)
-    assert {int(k) for k in stable} <= {int(k) for k in index.keys()}
+    assert {int(k) for k in stable} <= set(index.keys().tolist())
 
 
 def _graph_matches_matrix(index: VectorIndex) -> None:
@@ -706,7 +706,7 @@ def test_export_round_trips_and_close_cancels_a_build(monkeypatch) -> None:
     index.remove(keys[:50])
     got_keys, got_vecs = index.export()
     np.testing.assert_array_equal(got_keys, index.keys())
-    for key, v in zip(got_keys[:20].tolist(), got_vecs[:20]):
+    for key, v in zip(got_keys[:20].tolist(), got_vecs[:20], strict=True):
         np.testing.assert_array_equal(index.get(key), v)
     copy = VectorIndex(DIM)
     copy.add(got_keys, got_vecs)

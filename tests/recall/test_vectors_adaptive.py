@@ -346,6 +346,6 @@ def test_domain_recall_searches_the_partition_and_matches_the_global_answer(monk
     assert copy.index.partition_sizes() == proj.index.partition_sizes()
     legacy = msgspec.structs.replace(msgspec.msgpack.decode(proj.snapshot(), type=_VecSnap),
                                      partitioned=False)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="predates domain partitions"):
         copy.restore(msgspec.msgpack.encode(legacy))
     mem.close()

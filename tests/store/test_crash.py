@@ -567,7 +567,7 @@ def populate(path: Path, *, seed: int = 1, n: int = 40) -> dict[str, Any]:
             [{"text": f"fact {seed}-{i}", "domain": rng.choice(["a", "b", "c"]),
               "name": f"n{seed}-{i}"} for i in range(n)]
         )]
-        for i in range(n):
+        for _ in range(n):
             mem.relate(rng.choice(ids), rng.choice(["r1", "r2"]), rng.choice(ids))
         for i in range(n // 2):
             mem.update(rng.choice(ids), text=f"changed {i}", domain=rng.choice(["a", "b", None]))
@@ -632,7 +632,7 @@ def built(
     assert again == state
     assert rejected == {}
     assert set(PROJECTIONS) <= snapshot_names(path) == set(restored)
-    yield path, state
+    return path, state
 
 
 def _header_end(data: bytes) -> int:
@@ -658,7 +658,7 @@ def test_truncated_snapshot_is_rejected_and_rebuilt(
     }[cut]
     f.write_bytes(data[:keep])
     got, rejected, restored, _ = reopen_state(path)
-    assert name in rejected and rejected[name]
+    assert rejected.get(name)
     assert rejected[name] in {
         "not a snapshot file (bad magic or truncated)", "unreadable header", "truncated body",
     }
@@ -761,7 +761,7 @@ def test_snapshot_of_another_store_is_rejected(
     for name in names:
         shutil.copyfile(snap_path(b, name), snap_path(a, name))
     got, rejected, restored, _ = reopen_state(a)
-    assert rejected == {name: "written for another store" for name in names}
+    assert rejected == dict.fromkeys(names, "written for another store")
     assert restored == {}
     assert got == state_a
 
@@ -779,17 +779,17 @@ def test_snapshot_ahead_of_the_log_is_rejected(tmp_path: Path) -> None:
     mem.close()  # snapshots now at seq 2
     for p, data in old.items():
         Path(p).write_bytes(data)
-    got, rejected, restored, events = reopen_state(path)
+    _, rejected, restored, events = reopen_state(path)
     assert [e.type for e in events][0] == NODE_CREATED
     assert not [e for e in events if e.type == NODE_CREATED and e.payload.text == "two"]
-    assert rejected == {name: "ahead of the log" for name in snapshot_names(path)}
+    assert rejected == dict.fromkeys(snapshot_names(path), "ahead of the log")
     assert restored == {}
 
 
 def test_damaged_snapshot_is_replaced_on_the_next_snapshot(
     built: tuple[Path, dict[str, Any]]
 ) -> None:
-    path, state = built
+    path, _ = built
     f = snap_path(path, "nodes")
     f.write_bytes(f.read_bytes()[:-3])
     mem = Memory.open(path)

@@ -304,16 +304,16 @@ def check_serve_config(*, host: str, tokens: TokenStore | None, tls: bool) -> li
         if not is_loopback(host):
             raise InvalidInput(f"--no-auth serves loopback only; {host!r} is reachable from"
                                " other machines. Create a token: engram token create")
-        return ["authentication is OFF: every local process and user can read and write"
-                " every namespace"]
+        return [("authentication is OFF: every local process and user can read and write"
+                 " every namespace")]
     now = time.time()
     if not any(g.expires_at is None or g.expires_at > now for g in tokens.list()):
         raise InvalidInput("no live tokens: create one with `engram token create --store STORE"
                            " --namespace NS --scope write`, or pass --no-auth for a"
                            " loopback-only server without authentication")
     if not is_loopback(host) and not tls:
-        return [f"serving {host} over plain HTTP: bearer tokens cross the network in clear"
-                " text; use TLS (a proxy, or --ssl-certfile/--ssl-keyfile for engram serve)"]
+        return [(f"serving {host} over plain HTTP: bearer tokens cross the network in clear"
+                 " text; use TLS (a proxy, or --ssl-certfile/--ssl-keyfile for engram serve)")]
     return []
 
 

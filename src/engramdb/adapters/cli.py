@@ -34,7 +34,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-bench_app = typer.Typer(help="Benchmarks: each prints a table and writes JSON.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks: each prints a table and writes JSON.", no_args_is_help=True
+)
 app.add_typer(bench_app, name="bench")
 token_app = typer.Typer(help="Bearer tokens for `engram serve`.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
@@ -364,7 +366,9 @@ def bench_vectors(
 
 @bench_app.command("cognition")
 def bench_cognition(
-    memories: Annotated[int, typer.Option(help="Filler memories consolidation archives.")] = 100_000,
+    memories: Annotated[
+        int, typer.Option(help="Filler memories consolidation archives.")
+    ] = 100_000,
     path: Annotated[str, typer.Option(help="LoCoMo JSON file.")] = "../shared/data/locomo10.json",
     questions: Annotated[int, typer.Option(help="LoCoMo questions asked per tier mode.")] = 400,
     quick: Annotated[bool, typer.Option(help="A small generated input, hashing embedder.")] = False,

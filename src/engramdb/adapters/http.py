@@ -115,8 +115,12 @@ def create_app(
     app.add_middleware(BodyLimit, max_body=max_body)
     security = [Depends(_BEARER)] if tokens is not None else []
     prefix = "/v1/namespaces/{namespace}"
+    from .http_cognition import reads, writes  # its routes build on this module's pieces
+
     app.include_router(_reads, prefix=prefix, dependencies=security, tags=["read"])
     app.include_router(_writes, prefix=prefix, dependencies=security, tags=["write"])
+    app.include_router(reads, prefix=prefix, dependencies=security, tags=["cognition"])
+    app.include_router(writes, prefix=prefix, dependencies=security, tags=["cognition"])
     app.include_router(_admin, prefix="/v1/admin", dependencies=security, tags=["admin"])
     app.include_router(_health)
     return app
@@ -442,7 +446,8 @@ def recall(mem: Mem, body: RecallRequest) -> dict[str, Any]:
     if body.with_index:
         options["with_index"] = True
     result = mem.recall(body.query, k=body.k, domains=body.domains, as_of=body.as_of,
-                        valid_at=body.valid_at, filters=body.filters, **options)
+                        valid_at=body.valid_at, filters=body.filters, agent=body.agent,
+                        **options)
     out = {"hits": [_hit(h) for h in result]}
     if body.with_index:  # a Recall: hits plus the index, read at one seq
         out.update(index=result.index, seq=result.seq)  # type: ignore[attr-defined]

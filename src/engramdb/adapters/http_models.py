@@ -17,6 +17,11 @@ __all__ = [
     "BatchItem",
     "Bound",
     "BridgeOut",
+    "ConsolidateRequest",
+    "ContextOpenRequest",
+    "ContextOut",
+    "ContextRecallRequest",
+    "CommitOut",
     "ConversationRequest",
     "DomainOut",
     "EdgeOut",
@@ -30,13 +35,18 @@ __all__ = [
     "NodeOut",
     "OutcomeRequest",
     "Page",
+    "PlanOut",
     "ProvenanceOut",
+    "QueryOut",
+    "QueryRequest",
+    "QueryStep",
     "RecallOut",
     "RecallRequest",
     "RememberManyRequest",
     "RememberOut",
     "RememberRequest",
     "StatusOut",
+    "TierOut",
     "UpdateRequest",
 ]
 
@@ -141,6 +151,108 @@ class RecallRequest(_In):
     valid_at: Time | None = Field(None, description="Only memories true in the world then.")
     signals: list[Literal["vector", "text", "graph", "recency"]] | None = None
     with_index: bool = Field(False, description="Also return the compressed index.")
+    agent: Short | None = Field(None, description="Who is asking: with the working tier on,"
+                                " the top hits feed this agent's working tier and prefetch.")
+
+
+class ContextRecallRequest(_In):
+    """Recall in a context: shared memory as of the context's ``read_seq`` plus its
+    staged writes (no ``as_of``: a context reads at one seq)."""
+
+    query: Annotated[str, Field(min_length=1, max_length=10_000)]
+    k: Annotated[int, Field(ge=1, le=1000)] = 10
+    domains: list[Short] | None = Field(None, max_length=100)
+    filters: dict[str, Scalar | list[Scalar]] | None = None
+    valid_at: Time | None = None
+    signals: list[Literal["vector", "text", "graph", "recency"]] | None = None
+
+
+class ContextOpenRequest(_In):
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    agent: Short | None = Field(None, description="The agent the context belongs to"
+                                " (recorded on its events).")
+
+
+class ConsolidateRequest(_In):
+    now: Time | None = Field(None, description="Judge salience as of this time"
+                             " (default: the server's clock).")
+    agent: Short | None = None
+
+
+# -- reflection query plans: one object per builder step (see Memory.query) ----------
+
+
+class _Step(_In):
+    pass
+
+
+class SimilarTo(_Step):
+    op: Literal["similar_to"]
+    text: Annotated[str, Field(max_length=10_000)]
+    min_score: float = Field(0.0, allow_inf_nan=False, description="Cosine floor in [0, 1].")
+
+
+class WithOutcome(_Step):
+    op: Literal["with_outcome"]
+    outcome: Short
+
+
+class ContrastingWith(_Step):
+    op: Literal["contrasting_with"]
+    id: Short
+    min_score: float = Field(0.5, allow_inf_nan=False)
+
+
+class Within(_Step):
+    op: Literal["within"]
+    days: float = Field(0, allow_inf_nan=False)
+    hours: float = Field(0, allow_inf_nan=False)
+
+
+class InDomain(_Step):
+    op: Literal["in_domain"]
+    domain: Short
+
+
+class CausedBy(_Step):
+    op: Literal["caused_by"]
+    id: Short
+    depth: Bound = 3
+
+
+class ForGoal(_Step):
+    op: Literal["for_goal"]
+    goal: Short
+
+
+class AsOfStep(_Step):
+    op: Literal["as_of"]
+    when: Seq | Annotated[str, Field(max_length=64)] = Field(
+        description="A seq or an ISO-8601 time.")
+
+
+class TiersStep(_Step):
+    op: Literal["tiers"]
+    which: Short = Field(description='"all" (the default) or "warm".')
+
+
+class LimitStep(_Step):
+    op: Literal["limit"]
+    n: Bound
+
+
+QueryStep = Annotated[
+    SimilarTo | WithOutcome | ContrastingWith | Within | InDomain | CausedBy | ForGoal
+    | AsOfStep | TiersStep | LimitStep,
+    Field(discriminator="op"),
+]
+
+
+class QueryRequest(_In):
+    """A reflection query: the builder's steps, each at most once (``limit`` defaults
+    to 10). Ranges and contradictions are checked by the builder (422 ``invalid_query``)."""
+
+    steps: list[QueryStep] = Field(default_factory=list, max_length=20)
 
 
 # -- responses -----------------------------------------------------------------
@@ -276,6 +388,59 @@ class ForgetOut(BaseModel):
 class StatusOut(BaseModel):
     status: str
     seq: int | None = None
+
+
+class QueryResultOut(BaseModel):
+    id: str
+    score: float
+    text: str
+    node: NodeOut
+    reasons: list[str]
+    similarity: float | None
+    outcome: str | None
+    salience: float
+
+
+class PlanStepOut(BaseModel):
+    op: str
+    role: str
+    source: str
+    estimate: int | None
+    detail: str
+
+
+class PlanOut(BaseModel):
+    seq: int
+    tiers: str
+    steps: list[PlanStepOut]
+    text: str = Field(description="The plan, one step a line.")
+
+
+class QueryOut(BaseModel):
+    results: list[QueryResultOut] | None = Field(None, description="Absent with `explain`.")
+    plan: PlanOut | None = Field(None, description="With `explain=true`: the plan, not run.")
+
+
+class ContextOut(BaseModel):
+    name: str
+    namespace: str
+    agent: str | None
+    read_seq: int = Field(description="The shared seq the context reads at.")
+    pending: int = Field(description="Staged events a commit would publish.")
+    durable: bool = Field(description="False until the first staged write: until then"
+                          " nothing is logged and each request reads at the head.")
+
+
+class CommitOut(BaseModel):
+    name: str
+    published: int
+    seq: int | None = Field(None, description="The seq of the last published event.")
+    ids: list[str] = Field(default_factory=list, description="Streams written.")
+
+
+class TierOut(BaseModel):
+    id: str
+    tier: str
 
 
 T = TypeVar("T")

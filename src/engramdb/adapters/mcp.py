@@ -1,9 +1,9 @@
 """``engram mcp``: the store as a Model Context Protocol server.
 
-Eight tools (``remember``, ``recall``, ``relate``, ``forget``, ``history``,
-``as_of``, ``index``, ``get``) and the compressed index as a resource
-(``engram://index``, and ``engram://index/{namespace}`` for granted
-namespaces), over stdio or streamable HTTP. Every tool calls one
+Ten tools (``remember``, ``recall``, ``relate``, ``forget``, ``history``,
+``as_of``, ``index``, ``get``, ``query``, ``record_outcome``) and the
+compressed index as a resource (``engram://index``, and
+``engram://index/{namespace}`` for granted namespaces), over stdio or streamable HTTP. Every tool calls one
 :class:`~engramdb.memory.Memory` method and returns a compact JSON object.
 
 Errors: an :class:`~engramdb.errors.EngramError` becomes a tool result with
@@ -305,9 +305,12 @@ def _tools(scope: _Scope, agent: str | None) -> list[tuple[Callable[..., RESULT]
         provenance (when it was recorded, by which agent, from which source/session)."""
         mem = scope(namespace)
         seq = mem.seq
+        # A present recall (no as_of) under the server's agent: the top hits feed that
+        # agent's working tier and prefetch when the working tier is on.
         hits = mem.recall(query, k=k, domains=domains, filters=filters, valid_at=valid_at,
-                          as_of=seq, with_index=with_index)
-        return _hits(mem, hits, seq, with_index=with_index)
+                          with_index=with_index, agent=agent,
+                          **({} if agent is not None else {"as_of": seq}))
+        return _hits(mem, hits, getattr(hits, "seq", seq), with_index=with_index)
 
     def as_of(
         query: Annotated[str, Field(description="What you want to know, in natural language.")],
@@ -382,8 +385,95 @@ def _tools(scope: _Scope, agent: str | None) -> list[tuple[Callable[..., RESULT]
         text = mem.index(max_tokens=max_tokens, as_of=as_of)
         return {"namespace": mem.namespace, "index": text}
 
+    def query(
+        similar_to: Annotated[str | None, Field(description=(
+            "Keep memories whose meaning is close to this text, e.g. 'deploy failed on "
+            "staging'."))] = None,
+        min_score: Annotated[float, Field(description="For similar_to: the minimum cosine "
+                                                      "similarity, 0-1 (default 0).")] = 0.0,
+        with_outcome: Annotated[str | None, Field(description=(
+            "Keep memories whose latest recorded outcome is this, e.g. 'success' or "
+            "'failure'."))] = None,
+        contrasting_with: Annotated[str | None, Field(description=(
+            "A memory id with a recorded outcome: keep similar memories whose outcome "
+            "differs (what went differently last time?)."))] = None,
+        within_days: Annotated[float | None, Field(description=(
+            "Keep memories from the last N days (of the query's time)."))] = None,
+        in_domain: Annotated[str | None, Field(description="Keep memories in this domain.")]
+        = None,
+        caused_by: Annotated[str | None, Field(description=(
+            "A memory id: keep what it led to, following caused/led_to/caused_by links."
+        ))] = None,
+        depth: Annotated[int, Field(description="For caused_by: how many links to follow, "
+                                                "1-10 (default 3).")] = 3,
+        for_goal: Annotated[str | None, Field(description=(
+            "Keep memories with an outcome recorded for this goal (and judge with_outcome "
+            "for it)."))] = None,
+        as_of: OptionalWhen = None,
+        tiers: Annotated[Literal["all", "warm"], Field(description=(
+            "'all' (default) includes archived memories; 'warm' skips them."))] = "all",
+        limit: Annotated[int, Field(description="At most this many results (1-1000).")] = 10,
+        explain: Annotated[bool, Field(description="Return the query plan instead of "
+                                                   "running it.")] = False,
+        namespace: Namespace = None,
+    ) -> RESULT:
+        """Ask an exact question about past experience (a reflection query), combining
+        any of: similar_to, with_outcome, contrasting_with, within_days, in_domain,
+        caused_by, for_goal, as_of. All given conditions must hold.
+
+        Examples: what worked before for a similar problem (similar_to='deploy failed
+        on staging', with_outcome='success'); what went differently from a failed
+        attempt (contrasting_with=<its id>); what a decision led to (caused_by=<id>).
+        Each result has its id, text, score, the reasons it matched, its latest
+        outcome and its salience. Unlike recall, this filters exactly rather than
+        ranking by relevance. The outcome conditions match only memories whose
+        outcomes were recorded (record_outcome)."""
+        mem = scope(namespace)
+        q = mem.query()
+        if similar_to is not None:
+            q = q.similar_to(similar_to, min_score=min_score)
+        if contrasting_with is not None:
+            q = q.contrasting_with(contrasting_with)
+        if caused_by is not None:
+            q = q.caused_by(caused_by, depth=depth)
+        for step, value in (("with_outcome", with_outcome), ("in_domain", in_domain),
+                            ("for_goal", for_goal), ("as_of", as_of)):
+            if value is not None:
+                q = getattr(q, step)(value)
+        if within_days is not None:
+            q = q.within(days=within_days)
+        q = q.tiers(tiers).limit(limit)
+        if explain:
+            plan = q.explain()
+            return {"namespace": mem.namespace, "seq": plan.seq, "plan": str(plan)}
+        return {"namespace": mem.namespace, "results": [_compact({
+            "id": r.id, "score": round(r.score, 4), "text": r.text, "name": r.node.name,
+            "domain": r.node.domain, "reasons": list(r.reasons), "outcome": r.outcome,
+            "similarity": None if r.similarity is None else round(r.similarity, 4),
+            "salience": round(r.salience, 4),
+        }) for r in q.run()]}
+
+    def record_outcome(
+        id: MemoryId,
+        outcome: Annotated[str, Field(description="What came of it: 'success', 'failure', "
+                                                  "or another short word.")],
+        goal: Annotated[str | None, Field(description="The goal it was used for, if any "
+                                                      "(query's for_goal).")] = None,
+        score: Annotated[float | None, Field(description="An optional numeric score.")]
+        = None,
+        namespace: Namespace = None,
+    ) -> RESULT:
+        """Record what came of acting on a memory (a plan, a fix, a decision): success,
+        failure, ... Outcomes raise or lower its salience and are what query's
+        with_outcome, contrasting_with and for_goal conditions match; record one
+        whenever you learn how something you relied on turned out."""
+        o = scope(namespace).record_outcome(id, outcome, goal=goal, score=score, agent=agent)
+        return _compact({"id": o.memory_id, "outcome": o.outcome, "goal": o.goal,
+                         "score": o.score, "seq": o.seq})
+
     return [
-        (remember, _WRITE), (recall, _READ), (relate, _WRITE),
+        (remember, _WRITE), (recall, _READ), (relate, _WRITE), (query, _READ),
+        (record_outcome, _WRITE),
         (forget, ToolAnnotations(read_only_hint=False, destructive_hint=True,
                                  idempotent_hint=False, open_world_hint=False)),
         (history, _READ), (as_of, _READ), (index, _READ), (get, _READ),

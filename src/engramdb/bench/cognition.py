@@ -282,8 +282,8 @@ def _tier_rows(
                note=f"baseline tiers off {off['r10']:.3f}; warm only {modes['warm']['r10']:.3f};"
                     f" all tiers {modes['all']['r10']:.3f}; n={len(questions)}")
     report.add("recall p50, tiers on (auto)", auto["p50_us"] / 1000, "ms",
-               note=f"query embedding cached; baseline tiers off {off['p50_us'] / 1000:.1f}; warm only "
-                    f"{modes['warm']['p50_us'] / 1000:.1f}; "
+               note=f"query embedding cached; baseline tiers off {off['p50_us'] / 1000:.1f};"
+                    f" warm only {modes['warm']['p50_us'] / 1000:.1f}; "
                     f"all {modes['all']['p50_us'] / 1000:.1f}")
     report.add("recall p99, tiers on (auto)", auto["p99_us"] / 1000, "ms",
                note=f"baseline tiers off {off['p99_us'] / 1000:.1f}; warm only "

@@ -114,7 +114,7 @@ def partition_sweep(
     start = 0
     spans = []
     for fraction in fractions:
-        size = max(1, int(round(fraction * n)))
+        size = max(1, round(fraction * n))
         chosen = keys[order[start : start + size]]
         name = f"p{fraction}"
         index.set_partition(chosen, name)

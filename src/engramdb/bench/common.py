@@ -46,7 +46,9 @@ class Report:
     rows: list[dict[str, Any]] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
 
-    def add(self, metric: str, value: float, unit: str, *, target: str = "", note: str = "") -> None:
+    def add(
+        self, metric: str, value: float, unit: str, *, target: str = "", note: str = ""
+    ) -> None:
         self.rows.append(
             {"metric": metric, "value": value, "unit": unit, "target": target, "note": note}
         )
@@ -61,7 +63,9 @@ class Report:
 
     def table(self) -> str:
         headers = ("metric", "value", "unit", "target", "note")
-        cells = [[r["metric"], _fmt(r["value"]), r["unit"], r["target"], r["note"]] for r in self.rows]
+        cells = [
+            [r["metric"], _fmt(r["value"]), r["unit"], r["target"], r["note"]] for r in self.rows
+        ]
         widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
         lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
         lines.append("  ".join("-" * w for w in widths))

@@ -1,11 +1,11 @@
 """``engram bench core``: the durable core's numbers.
 
 Measures the core alone (``recall=False``: node state, adjacency, domains,
-cross-domain; no BM25 or vectors). Builds a SQLite store of ``events`` events (default 1,000,000: 60% memories
-created, 30% updates, 10% edges, over 20 domains) in batches, then measures
-cold open with and without snapshots (the latter is a full replay), ``get`` and
-entity as-of latency, single-event durable appends per durability mode, and
-read latency while a writer appends.
+cross-domain; no BM25 or vectors). Builds a SQLite store of ``events`` events
+(default 1,000,000: 60% memories created, 30% updates, 10% edges, over 20
+domains) in batches, then measures cold open with and without snapshots (the
+latter is a full replay), ``get`` and entity as-of latency, single-event durable
+appends per durability mode, and read latency while a writer appends.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ def _batch(rng: random.Random, ids: list[str], size: int) -> list[Draft]:
         if r < 0.6 or len(ids) < 10:
             node = new_id()
             ids.append(node)
-            payload = NodeCreated(text=_text(rng), domain=rng.choice(DOMAINS), attrs={"n": len(ids)})
+            payload = NodeCreated(
+                text=_text(rng), domain=rng.choice(DOMAINS), attrs={"n": len(ids)}
+            )
             drafts.append(Draft(type="node.created", stream=node, payload=payload))
         elif r < 0.9:
             node = rng.choice(ids)
@@ -83,7 +85,9 @@ def _single_appends(workdir: str, mode: str, n: int) -> float:
         return n / (time.perf_counter() - start)
 
 
-def _read_while_writing(mem: Memory, ids: list[str], seconds: float) -> tuple[dict[str, float], float]:
+def _read_while_writing(
+    mem: Memory, ids: list[str], seconds: float
+) -> tuple[dict[str, float], float]:
     stop = threading.Event()
     written = [0]
     rng = random.Random(7)
@@ -140,7 +144,9 @@ def run(
         report.add("entity as-of p99", asof["p99_us"], "us")
         progress("reads while a writer appends")
         during, wrate = _read_while_writing(mem, ids, 3.0)
-        report.add("get p50 while writing", during["p50_us"], "us", note=f"writer {wrate:,.0f} ev/s")
+        report.add(
+            "get p50 while writing", during["p50_us"], "us", note=f"writer {wrate:,.0f} ev/s"
+        )
         report.add("get p99 while writing", during["p99_us"], "us")
         mem.close()
         for mode, n in (("off", 5000), ("normal", 5000), ("full", 1000)):

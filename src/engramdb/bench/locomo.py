@@ -55,7 +55,9 @@ def load_locomo(path: str) -> list[dict[str, Any]]:
     return data  # type: ignore[no-any-return]
 
 
-def _sessions(conversation: dict[str, Any]) -> list[tuple[str, datetime | None, list[dict[str, Any]]]]:
+def _sessions(
+    conversation: dict[str, Any],
+) -> list[tuple[str, datetime | None, list[dict[str, Any]]]]:
     found = []
     for key, turns in conversation.items():
         m = re.fullmatch(r"session_(\d+)", key)
@@ -127,6 +129,7 @@ def run(
             if not evidence:
                 continue
             cat = CATEGORIES.get(qa.get("category"), str(qa.get("category")))
+            groups = (cat, "overall", *(() if cat == "adversarial" else ("overall-no-adv",)))
             for system, signals in SYSTEMS.items():
                 t0 = time.perf_counter()
                 hits = mem.recall(str(qa["question"]), k=max(KS), signals=signals)
@@ -134,9 +137,9 @@ def run(
                 found = _dia_ids(hits)
                 for k in KS:
                     value = score(found, evidence, k)
-                    for group in (cat, "overall", *(() if cat == "adversarial" else ("overall-no-adv",))):
+                    for group in groups:
                         sums[(system, group, k)] += value
-            for group in (cat, "overall", *(() if cat == "adversarial" else ("overall-no-adv",))):
+            for group in groups:
                 counts[group] += 1
             timings["queries"] += 1
             progress(done, total)

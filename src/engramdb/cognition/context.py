@@ -91,7 +91,6 @@ from ..events import (
     Event,
     Meta,
     NodeForgotten,
-    NodeUpdated,
     check_stream,
     edge_stream,
     from_us,
@@ -112,7 +111,18 @@ from ..events.types import (
 )
 from ..projections import Edge, Node
 from ..recall.engine import Hit, HitProvenance, compile_filters, recall
-from ..view import Provenance, Reader, _field_value, _mask, _named, _sets
+from ..view import (
+    Provenance,
+    Reader,
+    _field_value,
+    _mask,
+    _named,
+    _sets,
+    check_mapping,
+    check_optional_str,
+    check_str,
+    check_strs,
+)
 from .overlay import (
     LOCAL_SEQ,
     LocalState,
@@ -385,8 +395,8 @@ class Context(Reader):
     ) -> Node:
         """Stage a change to a memory (shared or staged here)."""
         current = self.get(node_id)
-        payload = NodeUpdated(text=text, name=name, domain=domain, kind=kind,
-                              attrs=dict(attrs or {}), unset=list(unset))
+        payload = self._mem._updated_payload(text=text, name=name, domain=domain, kind=kind,
+                                             attrs=attrs, unset=unset)
         draft = Draft(
             type=NODE_UPDATED, stream=current.id, namespace=self.namespace, payload=payload,
             meta=self._meta(agent, source, session), valid_from=to_us(valid_from),
@@ -415,6 +425,8 @@ class Context(Reader):
     def unrelate(self, src: str, rel: str, dst: str, *, agent: str | None = None) -> None:
         """Stage removing the edge ``src -rel-> dst``; :class:`NotFound` if there is none."""
         self._mem._check_rel(rel)
+        check_str(src, "src")
+        check_str(dst, "dst")
         self._at()
         if not any(e.dst == dst for e in self._adjacency.edges(src, rel=rel)):
             raise NotFound(f"no edge {src} -{rel}-> {dst}")
@@ -427,6 +439,7 @@ class Context(Reader):
         """Stage forgetting a memory: gone from this context now, from everyone at
         commit. As :meth:`Memory.forget`, the memories it superseded get their
         validity back."""
+        check_optional_str(reason, "reason")
         node = self.get(node_id)
         meta = self._meta(agent, None, None)
         return self._stage([Draft(
@@ -535,7 +548,7 @@ class Context(Reader):
     def find(self, name: str) -> Node:
         """The live node named ``name`` here: a staged one first, else shared (at ``read_seq``)."""
         at = self._at()
-        key = name.casefold()
+        key = check_str(name, "name").casefold()
         touched = self._local.touched_nodes
         mine = [n for i in touched if _named(n := self._nodes.get(i, at), self.namespace, key)]
         if mine:
@@ -586,6 +599,7 @@ class Context(Reader):
 
     def provenance(self, node_id: str, field: str) -> Provenance:
         """The event that set ``field``: a staged one (local seq) or a shared one."""
+        check_str(field, "field")
         node = self.get(node_id)
         for e in reversed([e for e in self._local.events if e.stream == node.id]):
             if _sets(e, field):
@@ -615,6 +629,10 @@ class Context(Reader):
         mem = self._mem
         if mem._text is None:
             raise InvalidQuery("this store was opened with recall=False")
+        filters = check_mapping(filters, "filters", error=InvalidQuery)
+        signals = check_strs(signals, "signals", error=InvalidQuery)
+        if domains is not None and not isinstance(domains, str):
+            check_strs(domains, "domains", error=InvalidQuery)
         accept = compile_filters(
             domains=domains, filters=dict(filters) if filters else None, valid_at=to_us(valid_at)
         )

@@ -180,7 +180,7 @@ class FactIndex:
                 _unlink(self._superseded_by, dst, event.stream)
             for src in self._superseded_by.pop(event.stream, set()):
                 _unlink(self._supersedes, src, event.stream)
-        elif (t == EDGE_ADDED or t == EDGE_REMOVED) and event.payload.rel == SUPERSEDES:
+        elif t in (EDGE_ADDED, EDGE_REMOVED) and event.payload.rel == SUPERSEDES:
             src, dst = event.payload.src, event.payload.dst
             if t == EDGE_ADDED:
                 self._superseded_by.setdefault(dst, set()).add(src)

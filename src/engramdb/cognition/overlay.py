@@ -140,9 +140,9 @@ class OverlayNodes:
 
     def by_name(self, namespace: str, name: str) -> str | None:
         found = self.local.nodes.by_name(namespace, name)
-        if found is not None and found in self.local.touched_nodes:
-            if _live(self.get(found), namespace):
-                return found
+        if (found is not None and found in self.local.touched_nodes
+                and _live(self.get(found), namespace)):
+            return found
         other = self.shared.by_name(namespace, name)
         if other is not None and other not in self.local.touched_nodes:
             return other

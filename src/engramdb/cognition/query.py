@@ -85,7 +85,6 @@ from ..view import Reader, View, parse_seq, resolve_seq
 from .outcomes import Outcomes
 from .salience import AccessStats, SalienceSettings, explain
 from .supersession import superseded_at
-
 from .tiers import ARCHIVAL, TiersProjection, _TierSearch
 
 if TYPE_CHECKING:

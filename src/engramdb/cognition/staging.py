@@ -19,9 +19,9 @@ Records are replaced, never mutated, so a reader holding one is undisturbed.
 
 from __future__ import annotations
 
-import msgspec
-
 from collections.abc import Iterable
+
+import msgspec
 
 from ..events import EDGE_ADDED, REDACTED, Event, check_stream
 from ..events.types import (

@@ -240,8 +240,8 @@ def _decide(current: str, score: float, age: float, p: TierPolicy) -> tuple[str,
                     f"salience {score:.3f} >= restore_above {p.restore_above}")
         return None
     if score < p.archive_below and age >= p.archive_after_days:
-        return (ARCHIVAL, f"salience {score:.3f} < archive_below {p.archive_below}"
-                          f" and age {age:.1f}d >= {p.archive_after_days}d")
+        return (ARCHIVAL, (f"salience {score:.3f} < archive_below {p.archive_below}"
+                           f" and age {age:.1f}d >= {p.archive_after_days}d"))
     if current == SHORT_TERM and not young:
         return LONG_TERM, f"age {age:.1f}d >= short_term_days {p.short_term_days}"
     return None

@@ -58,7 +58,8 @@ class Registry:
         return et
 
     def upcaster(self, name: str, from_schema: int, fn: Upcaster) -> None:
-        """Register ``fn`` to turn a ``from_schema`` payload of ``name`` into ``from_schema + 1``."""
+        """Register ``fn`` to turn a ``from_schema`` payload of ``name`` into
+        ``from_schema + 1``."""
         self._upcasters[(name, from_schema)] = fn
 
     def copy(self) -> Registry:

@@ -90,8 +90,8 @@ class NodeCreated(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
 
 class NodeUpdated(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
     text: str | UnsetType = UNSET
-    name: str | None | UnsetType = UNSET
-    domain: str | None | UnsetType = UNSET
+    name: str | UnsetType | None = UNSET
+    domain: str | UnsetType | None = UNSET
     kind: str | UnsetType = UNSET
     attrs: dict[str, Any] = {}
     unset: list[str] = []

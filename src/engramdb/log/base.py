@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from ..errors import Conflict, ConcurrencyConflict, EngramError, InvalidInput, ReadOnly
+from ..errors import ConcurrencyConflict, Conflict, EngramError, InvalidInput, ReadOnly
 from ..events import (
     ANY_VERSION,
     NO_STREAM,
@@ -406,7 +406,7 @@ class EventLog(ABC):
     @abstractmethod
     def set_meta(self, key: str, value: str) -> None: ...
 
-    def purge(self) -> None:
+    def purge(self) -> None:  # noqa: B027 - optional hook, a no-op unless overridden
         """Make redacted bytes physically unreadable (backends with files override)."""
 
     def files(self) -> list[str]:

@@ -108,8 +108,8 @@ class SQLiteLog(EventLog):
             self._take_lock()
         try:
             self._conn = self._connect(writer=not read_only)
-            self._head = self._q(lambda: self._conn.execute("SELECT max(seq) FROM events"))
-            self._head = self._head.fetchone()[0] or 0
+            top = self._q(lambda: self._conn.execute("SELECT max(seq) FROM events").fetchone())
+            self._head: int = top[0] or 0
             row = self._conn.execute("SELECT max(recorded_at) FROM events").fetchone()
             self._last_recorded = row[0] or 0
         except BaseException:
@@ -146,7 +146,8 @@ class SQLiteLog(EventLog):
                 conn.execute(f"PRAGMA synchronous={DURABILITY[self.durability]}")
                 conn.execute("PRAGMA secure_delete=ON")
                 conn.execute("PRAGMA busy_timeout=5000")
-                conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: the stream index is random-access
+                # 64 MiB: the stream index is random-access
+                conn.execute("PRAGMA cache_size=-65536")
                 if conn.execute("PRAGMA user_version").fetchone()[0] > FORMAT_VERSION:
                     raise CorruptStore(f"{self.path} was written by a newer engramdb")
                 conn.executescript(_SCHEMA)
@@ -228,13 +229,9 @@ class SQLiteLog(EventLog):
         for i in range(0, len(streams), 900):
             chunk = streams[i : i + 900]
             marks = ",".join("?" * len(chunk))
-            rows = self._q(
-                lambda: self._conn.execute(
-                    f"SELECT stream, max(version) FROM events WHERE stream IN ({marks})"
-                    " GROUP BY stream",
-                    chunk,
-                ).fetchall()
-            )
+            sql = (f"SELECT stream, max(version) FROM events WHERE stream IN ({marks})"
+                   " GROUP BY stream")
+            rows = self._q(lambda: self._conn.execute(sql, chunk).fetchall())  # noqa: B023 - run now
             found.update(rows)
         return found
 
@@ -309,7 +306,9 @@ class SQLiteLog(EventLog):
             return row[0][0] or 0
         return self._head
 
-    def read(self, after: int = 0, upto: int | None = None, *, chunk: int = 5000) -> Iterator[Event]:
+    def read(
+        self, after: int = 0, upto: int | None = None, *, chunk: int = 5000
+    ) -> Iterator[Event]:
         end = self.head() if upto is None else upto
         pos = after
         while pos < end:

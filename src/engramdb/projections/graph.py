@@ -172,9 +172,9 @@ class DomainIndex:
     def process(self, event: Event) -> None:
         if event.stream in self._forgotten:
             return
-        if event.type == NODE_CREATED:
-            self._move(event, event.payload.domain)
-        elif event.type == NODE_UPDATED and event.payload.domain is not UNSET:
+        if event.type == NODE_CREATED or (
+            event.type == NODE_UPDATED and event.payload.domain is not UNSET
+        ):
             self._move(event, event.payload.domain)
         elif event.type == NODE_FORGOTTEN:
             self._forgotten.add(event.stream)
@@ -271,7 +271,7 @@ class CrossDomain:
             self._forgotten.add(event.stream)
             self._domain[event.stream] = None
             self._reevaluate(event.stream, event.seq)
-        elif t == EDGE_ADDED or t == EDGE_REMOVED:
+        elif t in (EDGE_ADDED, EDGE_REMOVED):
             p = event.payload
             key = (p.src, p.rel, p.dst)
             if t == EDGE_ADDED:

@@ -155,7 +155,8 @@ class ColdVectorStore:
                 top = top[_top(scores[top], k)]
             else:
                 top = _first_accepted(scores, keys, k, flt)
-            return list(zip(keys[top].tolist(), scores[top].astype(np.float64).tolist()))
+            return list(zip(keys[top].tolist(), scores[top].astype(np.float64).tolist(),
+                            strict=True))
 
     def memory_bytes(self) -> int:
         """Resident footprint: codes + scales + keys + key map."""
@@ -199,7 +200,7 @@ def _first_accepted(scores: np.ndarray, keys: np.ndarray, k: int, flt: _Filter) 
     window = min(n, max(4 * k, 64))
     while True:
         order = _top(scores, window)
-        hits = [row for row, key in zip(order.tolist(), keys[order].tolist())
+        hits = [row for row, key in zip(order.tolist(), keys[order].tolist(), strict=True)
                 if flt.accepts(key)][:k]
         if len(hits) == k or window == n:
             return np.asarray(hits, np.int64)

@@ -60,8 +60,11 @@ class Embedder(Protocol):
     safe to call from several threads.
     """
 
-    model_id: str
-    dim: int
+    # read-only properties: a plain attribute satisfies them, and so does a property
+    @property
+    def model_id(self) -> str: ...
+    @property
+    def dim(self) -> int: ...
 
     def embed(self, texts: Sequence[str]) -> Vectors: ...
 

@@ -5,6 +5,13 @@ fusion, ``score = sum_s w_s / (k0 + rank_s)``, with weights set in
 :class:`RecallWeights` (defaults tuned on LoCoMo with ``engram bench locomo``).
 Every hit says which signals found it and at what rank and raw score, and
 carries the provenance of the event that wrote the version it returns.
+
+Cost (``engram bench recall``): per query the pool (``RecallWeights.pool``,
+200) of each search is fused in plain dicts; explanations, provenance and
+``Hit`` objects are built for the final k only, each candidate's node is
+looked up once, and without a filter the searches use the indexes' own
+liveness test (checked on their hits, re-run with the full test if one fails).
+``tests/recall/test_recall_fast_path.py`` pins all of it to the plain pipeline.
 """
 
 from __future__ import annotations

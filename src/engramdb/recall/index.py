@@ -457,8 +457,8 @@ class _Renderer:
         memories = self.p.memories(self.ns, self.at)
         header = [
             f"# Memory index: {self.ns}",
-            f"{memories} memories, {len(entities)} named entities, {len(domains)} domains, "
-            f"{len(bridges)} cross-domain links (as of seq {self.at})",
+            (f"{memories} memories, {len(entities)} named entities, {len(domains)} domains, "
+             f"{len(bridges)} cross-domain links (as of seq {self.at})"),
         ]
         if memories == 0:
             header.append("(empty)")

@@ -30,6 +30,7 @@ with, as before). Opening with an embedder of another model raises
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -235,10 +236,9 @@ class VectorModels:
             for e, v in zip(need, vectors, strict=True):
                 draft = _vector_draft(embedder, e.stream, e.namespace, v, e.meta,
                                       expected_version=version[e.stream])
-                try:
+                # the memory changed since: that write embedded its own text
+                with contextlib.suppress(ConcurrencyConflict):
                     store.append([draft])
-                except ConcurrencyConflict:
-                    pass  # the memory changed since: that write embedded its own text
 
     # -- re-embedding --------------------------------------------------------------
 

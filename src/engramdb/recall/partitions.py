@@ -10,7 +10,6 @@ index with a membership predicate; this module only keeps the bookkeeping
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from typing import Union
 
 from ..errors import InvalidInput, InvalidQuery
 
@@ -18,7 +17,7 @@ __all__ = ["Partitions", "PartitionSpec", "labels_for", "check_names"]
 
 #: ``add(..., partition=)``: one label for every key, one label (or None) per
 #: key, or None (labels of re-added keys stay as they were).
-PartitionSpec = Union[str, Sequence[Union[str, None]], None]
+PartitionSpec = str | Sequence[str | None] | None
 
 
 def labels_for(spec: PartitionSpec, count: int) -> list[str | None] | None:

@@ -41,7 +41,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Set
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import msgspec
@@ -119,7 +119,7 @@ def _ends_cvc(word: str) -> bool:
 
 def _step1a(word: str) -> str:
     """Plurals: ``caresses`` -> ``caress``, ``ponies`` -> ``poni``, ``cats`` -> ``cat``."""
-    if word.endswith("sses") or word.endswith("ies"):
+    if word.endswith(("sses", "ies")):
         return word[:-2]
     if word.endswith("ss"):
         return word
@@ -180,7 +180,7 @@ def tokenize(text: str) -> list[str]:
 # ------------------------------------------------------------------ containers
 
 
-@lru_cache(maxsize=None)
+@cache
 def _empty(dtype: np.dtype) -> np.ndarray:
     """A shared zero-capacity array: most rare terms never need their own buffer."""
     return np.empty(0, dtype=dtype)
@@ -225,7 +225,7 @@ class _Grow:
 class _Postings:
     """One term's postings: slots and term frequencies, plus not-yet-moved appends."""
 
-    __slots__ = ("docs", "tfs", "pend_docs", "pend_tfs")
+    __slots__ = ("docs", "pend_docs", "pend_tfs", "tfs")
 
     def __init__(self, docs: np.ndarray | None = None, tfs: np.ndarray | None = None) -> None:
         self.docs = _Grow(np.int32, docs)

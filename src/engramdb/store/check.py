@@ -139,7 +139,7 @@ def _replay(
                     out[name] = (None, f"replay failed at seq {event.seq}: {exc!r}")
                     del todo[name]
     except Exception as exc:  # what is wrong with the log is reported by _check_log
-        return {n: (None, f"the log could not be replayed: {exc}") for n in fresh}
+        return dict.fromkeys(fresh, (None, f"the log could not be replayed: {exc}"))
     for name, proj in todo.items():
         body = _state(proj)
         out[name] = (None, "skipped: has no snapshot()") if body is None else (_digest(body), "")

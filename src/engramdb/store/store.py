@@ -60,7 +60,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 class _Request:
-    __slots__ = ("prepared", "result", "error", "done")
+    __slots__ = ("done", "error", "prepared", "result")
 
     def __init__(self, prepared: list[Prepared]) -> None:
         self.prepared = prepared
@@ -173,7 +173,9 @@ class EventStore:
         for proj in self._projections.values():
             body = proj.snapshot()
             if body is not None:
-                paths.append(self.snapshots.write(proj.name, seq=self._head, epoch=epoch, body=body))
+                paths.append(
+                    self.snapshots.write(proj.name, seq=self._head, epoch=epoch, body=body)
+                )
         self._snapshotted_at = self._head
         return paths
 
@@ -277,9 +279,10 @@ class EventStore:
     def close(self, *, snapshot: bool = True) -> None:
         with self._commit_lock:
             try:
-                if snapshot and self.snapshots is not None and self._head != self._snapshotted_at:
-                    if not getattr(self.log, "read_only", False):
-                        self._snapshot_locked()
+                if (snapshot and self.snapshots is not None
+                        and self._head != self._snapshotted_at
+                        and not getattr(self.log, "read_only", False)):
+                    self._snapshot_locked()
             finally:
                 self.log.close()
 

@@ -1,0 +1,234 @@
+"""The facade: :class:`Memory`, the one object applications and adapters use.
+
+::
+
+    with Memory.open("agent.engram") as mem:
+        alice = mem.remember("Alice leads the platform team", domain="people", name="Alice")
+        acme = mem.remember("Acme builds rockets", domain="companies", name="Acme")
+        mem.relate(alice.id, "works_at", acme.id)
+        before = mem.seq
+        mem.update(alice.id, text="Alice is CTO of Acme")
+        mem.as_of(before).get(alice.id).text    # 'Alice leads the platform team'
+        mem.provenance(alice.id, "text").seq    # the event that set it
+
+The class is assembled from parts, one module each: ``_write`` (remember,
+update, relate, forget, ingest), ``_recall`` (recall, index, enrichment,
+queries), ``_cognition`` (tiers, prefetch, outcomes, salience), ``_store_ops``
+(export/import, check, reembed), over ``_base`` (the shared state and helpers).
+This module opens, scopes and closes a store.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Literal
+
+from ..cognition import cognition_projections
+from ..cognition.agent import Clock, Cognition
+from ..cognition.context import Context, ContextInfo, list_contexts, open_context
+from ..cognition.prefetch import prefetcher_for
+from ..cognition.salience import SalienceSettings
+from ..cognition.staging import ContextsProjection
+from ..cognition.tiers import (
+    ConsolidationReport,
+    ConsolidationScheduler,
+    TierPolicy,
+    TiersProjection,
+    TierState,
+    namespaces_with_memories,
+    tiers_projection,
+)
+from ..errors import InvalidInput, NotFound
+from ..events import Registry, check_namespace
+from ..log import EventLog, MemoryLog, SQLiteLog
+from ..projections import core_projections
+from ..recall.engine import RecallWeights
+from ..recall.index import IndexProjection
+from ..recall.models import VectorModels
+from ..recall.projections import TextProjection
+from ..store import EventStore, Projection
+from ._cognition import CognitionOps
+from ._recall import RecallOps
+from ._store_ops import StoreOps
+from ._write import WriteOps
+
+if TYPE_CHECKING:
+    from ..recall.embed import Embedder
+
+__all__ = ["Memory"]
+
+
+class Memory(WriteOps, RecallOps, CognitionOps, StoreOps):
+    """An open engramdb store, scoped to one namespace. Use :meth:`open`."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        namespace: str = "default",
+        owner: bool = True,
+        embedder: Embedder | None = None,
+        weights: RecallWeights | None = None,
+        clock: Clock | None = None,
+        salience: SalienceSettings | None = None,
+        record_reads: bool = False,
+    ):
+        self._store = store
+        self.weights = weights or RecallWeights()
+        self._text: TextProjection | None = store.find_projection("text")  # type: ignore[assignment]
+        # the active (embedder, vectors) pair, shared by every facade of this store
+        self._models: VectorModels | None = (
+            store.find_projection("vectors") if embedder is not None else None  # type: ignore[assignment]
+        )
+        self._nodes = store.projection("nodes")  # type: ignore[assignment]
+        self._adjacency = store.projection("adjacency")  # type: ignore[assignment]
+        self._domains = store.projection("domains")  # type: ignore[assignment]
+        self._cross = store.projection("cross_domain")  # type: ignore[assignment]
+        self._index: IndexProjection | None = store.find_projection("index")  # type: ignore[assignment]
+        self.namespace = check_namespace(namespace)
+        self._owner = owner
+        self._cog = Cognition(store, self.namespace, clock=clock, settings=salience,
+                              record_reads=record_reads)
+        self._tiers = TierState(tiers_projection(store))
+        self._prefetch = prefetcher_for(store)
+
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str] = ":memory:",
+        *,
+        namespace: str = "default",
+        durability: str = "normal",
+        read_only: bool = False,
+        snapshot_every: int = 200_000,
+        registry: Registry | None = None,
+        embedder: Embedder | Literal["default"] | None = "default",
+        weights: RecallWeights | None = None,
+        recall: bool = True,
+        clock: Clock | None = None,
+        record_reads: bool = False,
+    ) -> Memory:
+        """Open (creating if needed) the store at ``path``; ``":memory:"`` keeps it in RAM.
+
+        ``embedder``: ``"default"`` is the bundled all-MiniLM-L6-v2 (offline);
+        pass any :class:`~engramdb.recall.embed.Embedder`, or None for text-only recall.
+        ``recall=False`` keeps only the core projections (no BM25, no vectors).
+        ``clock`` (µs since the epoch) times reads and salience decay.
+        ``record_reads=True`` logs reads (``get``, recall hits) as batched
+        ``memory.accessed`` events, which salience's frequency and recency use;
+        off by default, so reading never writes (nor does closing).
+        """
+        check_namespace(namespace)
+        if embedder == "default" and recall:
+            from ..recall.embed import default_embedder
+
+            embedder = default_embedder()
+        path = os.fspath(path)
+        log: EventLog
+        snapshot_dir = None
+        if path == ":memory:":
+            if read_only:
+                raise InvalidInput("an in-memory store cannot be opened read-only")
+            log = MemoryLog(registry)
+        else:
+            parent = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(parent):
+                raise NotFound(f"directory {parent} does not exist", path=path)
+            log = SQLiteLog(path, durability=durability, read_only=read_only, registry=registry)
+            snapshot_dir = path + ".snapshots"
+        try:
+            store = EventStore(log, snapshot_dir=snapshot_dir, snapshot_every=snapshot_every)
+            core = core_projections()
+            projections: list[Projection] = [*core, IndexProjection(*core)]  # type: ignore[arg-type]
+            projections.append(ContextsProjection())
+            projections.extend(cognition_projections())  # facts, outcomes, accesses
+            projections.append(TiersProjection())
+            if recall:
+                projections.append(TextProjection())
+                if embedder is not None:
+                    projections.append(VectorModels(embedder))
+            else:
+                embedder = None
+            store.register(*projections)
+            if embedder is not None:  # the log may have switched to another model
+                store.projection("vectors").check_embedder()  # type: ignore[attr-defined]
+        except BaseException:
+            log.close()
+            raise
+        return cls(store, namespace=namespace, embedder=embedder, weights=weights, clock=clock,
+                   record_reads=record_reads)
+
+
+    def namespaced(self, namespace: str) -> Memory:
+        """The same store seen from another namespace (closing it closes nothing)."""
+        return Memory(self._store, namespace=namespace, owner=False, embedder=self._embedder,
+                      weights=self.weights, clock=self._cog.clock, salience=self._cog.settings,
+                      record_reads=self._cog.record_reads)
+
+    def context(self, name: str, *, agent: str | None = None) -> Context:
+        """A private overlay over this namespace: reads see shared memory (as of
+        opening) plus the context's own writes; nobody else sees them until
+        ``commit()``. Reopens the open context ``name`` if there is one (contexts
+        survive restarts). See :mod:`engramdb.cognition.context`."""
+        return open_context(self, name, agent=agent)
+
+    def contexts(self) -> list[ContextInfo]:
+        """The open (neither committed nor discarded) contexts of this namespace."""
+        return list_contexts(self)
+
+    def register(self, *projections: Projection) -> None:
+        """Attach projections of your own; they are fed the whole log first."""
+        self._store.register(*projections)
+
+    def start_consolidation(
+        self, interval: float, *, policy: TierPolicy | None = None, all_namespaces: bool = False,
+    ) -> ConsolidationScheduler:
+        """Consolidate every ``interval`` seconds in a background thread (this
+        namespace, or every namespace with memories) until :meth:`stop_consolidation`
+        or close."""
+        self.stop_consolidation()
+
+        def job() -> list[ConsolidationReport]:
+            names = namespaces_with_memories(self) if all_namespaces else [self.namespace]
+            chosen = policy or self._tiers.policy
+            return [self.namespaced(ns).consolidate(policy=chosen) for ns in names]
+
+        self._tiers.scheduler = ConsolidationScheduler(job, interval)
+        return self._tiers.scheduler
+
+    def stop_consolidation(self) -> None:
+        if self._tiers.scheduler is not None:
+            self._tiers.scheduler.stop()
+            self._tiers.scheduler = None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def snapshot(self) -> list[str]:
+        """Write projection snapshots now (they are also written on close)."""
+        return self._store.snapshot()
+
+    def files(self) -> list[str]:
+        """Every file the store keeps on disk."""
+        snaps = self._store.snapshots.files() if self._store.snapshots else []
+        return [*self._store.log.files(), *snaps]
+
+    def close(self) -> None:
+        self.stop_consolidation()
+        if self._owner:  # every facade of the store shares its read buffers
+            self._cog.flush_all()
+        else:
+            self._cog.buffer.flush()
+        if self._owner:
+            if self._models is not None:
+                self._models.close()  # stop the vector index's background threads
+            self._store.close()
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Memory(namespace={self.namespace!r}, seq={self._store.head})"

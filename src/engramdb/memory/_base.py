@@ -1,0 +1,185 @@
+"""What every part of the facade shares: the stores and projections a
+:class:`~engramdb.memory.Memory` holds, and the helpers its writes go through
+(checking provenance, appending drafts with their vectors, building a
+``node.created`` draft)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from msgspec import UNSET
+
+from ..cognition.agent import Cognition
+from ..cognition.prefetch import Prefetcher
+from ..cognition.staging import staged_redactions
+from ..cognition.tiers import TierState
+from ..errors import InvalidInput, ReadOnly
+from ..events import (
+    EDGE_ADDED,
+    NO_STREAM,
+    NODE_CREATED,
+    NODE_FORGOTTEN,
+    Draft,
+    Event,
+    Meta,
+    NodeUpdated,
+    check_stream,
+    new_id,
+    to_us,
+)
+from ..events.types import INDEX_ENRICHED, OUTCOME_RECORDED
+from ..projections import Node
+from ..recall.engine import RecallWeights
+from ..recall.index import IndexProjection
+from ..recall.models import VectorModels
+from ..recall.projections import TextProjection, VectorProjection
+from ..store import EventStore
+from ..view import Reader, View, resolve_seq
+
+if TYPE_CHECKING:
+    from ..recall.embed import Embedder
+
+
+_UNSET: Any = UNSET
+
+def _attrs(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"attrs must be a mapping, got {type(value).__name__}")
+    return dict(value)
+
+
+def _names(value: Any, label: str) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise InvalidInput(f"{label} must be a list of strings")
+    return list(value)
+
+
+
+class FacadeBase(Reader):
+    """State and helpers shared by the facade's parts (see :class:`Memory`)."""
+
+    weights: RecallWeights
+    _text: TextProjection | None
+    _models: VectorModels | None
+    _index: IndexProjection | None
+    _owner: bool
+    _cog: Cognition
+    _tiers: TierState
+    _prefetch: Prefetcher
+
+    @property
+    def _embedder(self) -> Embedder | None:
+        return None if self._models is None else self._models.state.embedder
+
+    @property
+    def _vectors(self) -> VectorProjection | None:
+        return None if self._models is None else self._models.state.projection
+
+    def _vector_pair(self) -> dict[str, Any]:
+        """``vectors=`` and ``embedder=`` for recall, from one read (never straddling a switch)."""
+        state = None if self._models is None else self._models.state
+        return {"vectors": state and state.projection, "embedder": state and state.embedder}
+
+    def _at(self) -> int:
+        return self._store.head
+
+    @property
+    def store(self) -> EventStore:
+        return self._store
+
+    def as_of(self, when: datetime | int | str) -> View:
+        """A read-only view of this namespace as it was at ``when`` (a seq or a time)."""
+        return View(self, resolve_seq(self._store, when))
+
+    def _meta(self, agent: str | None, source: str | None, session: str | None) -> Meta:
+        for label, value in (("agent", agent), ("source", source), ("session", session)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidInput(f"{label} must be a string")
+        return Meta(agent=agent, source=source, session=session)
+
+    def _append(self, drafts: Sequence[Draft]) -> list[Event]:
+        if getattr(self._store.log, "read_only", False):
+            raise ReadOnly("this store is open read-only")
+        events = self._store.append(drafts)
+        if self._models is not None:  # embed what raced a switch of model (see reembed)
+            self._models.after_append(self._store, events)
+        return events
+
+    def _with_vectors(self, drafts: list[Draft]) -> list[Draft]:
+        """Add ``vector.stored`` drafts after each draft that sets text (one batch embed
+        per model: the active one, and during :meth:`reembed` the new one too)."""
+        return drafts if self._models is None else self._models.with_vectors(drafts)
+
+    def _created_draft(
+        self, text: str, *, meta: Meta, domain: str | None = None, kind: str = "memory",
+        name: str | None = None, attrs: Mapping[str, Any] | None = None,
+        valid_from: Any = None, valid_to: Any = None, id: str | None = None,
+    ) -> Draft:
+        if not isinstance(text, str):
+            raise InvalidInput("text must be a string")
+        node_id = check_stream(id) if id is not None else new_id()
+        for label, value in (("kind", kind), ("name", name), ("domain", domain)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidInput(f"{label} must be a string")
+        payload = {"kind": kind, "text": text, "name": name, "domain": domain,
+                   "attrs": _attrs(attrs)}
+        return Draft(
+            type=NODE_CREATED, stream=node_id, namespace=self.namespace,
+            payload={k: v for k, v in payload.items() if v is not None},
+            meta=meta, valid_from=to_us(valid_from), valid_to=to_us(valid_to),
+            expected_version=NO_STREAM,
+        )
+
+    @staticmethod
+    def _updated_payload(
+        *, text: Any, name: Any, domain: Any, kind: Any, attrs: Any, unset: Any
+    ) -> NodeUpdated:
+        """The ``node.updated`` payload of an update (the facade's and a context's),
+        each field type-checked: msgspec would store bytes as base64 text, not refuse them."""
+        for label, value in (("text", text), ("name", name), ("domain", domain), ("kind", kind)):
+            if value is UNSET or (value is None and label in ("name", "domain")):
+                continue
+            if not isinstance(value, str):
+                raise InvalidInput(f"{label} must be a string")
+        return NodeUpdated(text=text, name=name, domain=domain, kind=kind,
+                           attrs=_attrs(attrs), unset=_names(unset, "unset"))
+
+    @staticmethod
+    def _check_rel(rel: Any) -> None:
+        if not isinstance(rel, str) or not rel or len(rel) > 128 or not rel.isprintable():
+            raise InvalidInput("a relation is a printable string of 1-128 characters")
+
+    def _forgotten_seqs(self) -> list[int]:
+        """The seqs of every event whose content a forget covers (what compaction erases)."""
+        forgotten: set[str] = set()
+        last_forget: dict[str, int] = {}  # namespace -> seq of its last forget
+        seqs: list[int] = []
+        events = list(self._store.log.read(upto=self._store.head))
+        for e in events:
+            if e.type == NODE_FORGOTTEN:
+                forgotten.add(e.stream)
+                last_forget[e.namespace] = e.seq
+        for e in events:
+            if e.type == NODE_FORGOTTEN:
+                continue
+            if e.stream in forgotten:
+                seqs.append(e.seq)
+            elif e.type == INDEX_ENRICHED and e.seq < last_forget.get(e.namespace, 0):
+                seqs.append(e.seq)  # index prose may name what was forgotten after it
+            elif e.type == EDGE_ADDED and (
+                e.payload.src in forgotten or e.payload.dst in forgotten
+            ):
+                seqs.append(e.seq)
+            elif e.type == OUTCOME_RECORDED and e.payload.memory_id in forgotten:
+                seqs.append(e.seq)  # an outcome's goal and label describe the memory
+        seqs.extend(staged_redactions(events, forgotten))  # closed contexts' staged copies
+        return seqs
+
+    def _nodes_get(self, node_id: str, seq: int) -> Node:
+        node = self._nodes.get(node_id, seq)
+        assert node is not None
+        return node

@@ -1,0 +1,101 @@
+"""The facade's whole-store operations: Parquet export/import, the integrity
+check, and re-embedding under a new model (see :class:`~engramdb.memory.Memory`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..errors import InvalidQuery, ReadOnly
+from ..projections import core_projections
+from ..recall.index import IndexProjection
+from ..recall.models import ReembedReport
+from ..recall.projections import TextProjection, VectorProjection
+from ..store import CheckReport, Projection
+from ..store.check import default_fresh
+from ._base import FacadeBase
+
+if TYPE_CHECKING:
+    from ..recall.embed import Embedder
+
+
+class StoreOps(FacadeBase):
+    """Operations on the whole store, every namespace (part of
+    :class:`~engramdb.memory.Memory`)."""
+
+    def export_events(
+        self, path: str | os.PathLike[str], *, include_forgotten: bool = False
+    ) -> int:
+        """Write the whole event log (every namespace) to a Parquet file, losslessly;
+        returns the number of events. Needs the ``parquet`` extra (pyarrow).
+
+        Forgotten content never leaves the store: unless ``include_forgotten``,
+        events a forget covers are written as the redaction markers
+        :meth:`compact` would leave, so the file holds what the store holds
+        after compaction (same seqs, ids and times; the content is gone).
+        """
+        from ..store.parquet import write_events
+
+        head = self._store.head
+        raw = self._store.log.read_raw(upto=head)
+        if not include_forgotten:
+            raw = self._store.log.redact_raw(raw, set(self._forgotten_seqs()))
+        return write_events(path, raw,
+                            metadata={"store_id": self._store.store_id, "head": head})
+
+    def import_events(self, path: str | os.PathLike[str]) -> int:
+        """Load a Parquet export into this EMPTY store: the same events (ids, seqs,
+        times, payload bytes) and so the same projections. All or nothing."""
+        from ..store.parquet import read_events
+
+        if getattr(self._store.log, "read_only", False):
+            raise ReadOnly("this store is open read-only")
+        return self._store.import_events(read_events(path))
+
+    def check(self) -> CheckReport:
+        """Verify the store: the log's integrity, every projection against a full
+        replay, every snapshot file (restored + tail) against the same replay."""
+        return self._store.check(self._fresh_projection)
+
+    def _fresh_projection(self, name: str) -> Projection | None:
+        if name == "text":
+            return TextProjection()
+        if name == "index":
+            return IndexProjection(self._nodes, self._adjacency, self._domains, self._cross)
+        if name == "vectors" and self._vectors is not None:
+            return VectorProjection(self._vectors.model, self._vectors.dim)
+        for proj in core_projections():
+            if proj.name == name:
+                return proj
+        return default_fresh(self._store.projection(name))
+
+    def reembed(
+        self, embedder: Embedder, *, batch: int = 256, agent: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ReembedReport:
+        """Switch the whole store (every namespace) to ``embedder``'s model, by replay.
+
+        Builds the new model's vectors beside the active ones (logged as
+        ``vector.stored`` events, ``batch`` texts per embed call and commit) while
+        recall keeps answering with the old model, then appends a
+        ``vectors.model_activated`` event whose commit switches recall over in
+        one step. Later opens must pass this embedder (see
+        :mod:`engramdb.recall.models`). Re-running after an interruption reuses
+        the vectors already logged.
+        """
+        if self._models is None:
+            raise InvalidQuery("this store was opened without an embedder (or with recall=False)")
+        if getattr(self._store.log, "read_only", False):
+            raise ReadOnly("this store is open read-only")
+
+        def text_of(node_id: str) -> tuple[str, str] | None:
+            node = self._nodes.get(node_id, self._store.head)
+            return None if node is None or node.forgotten else (node.text, node.namespace)
+
+        report = self._models.reembed(
+            self._store, embedder, text_of=text_of, namespace=self.namespace,
+            meta=self._meta(agent, "reembed", None), batch=batch, progress=progress,
+        )
+        self._store.snapshot()  # the vectors snapshot on disk was of the old model
+        return report

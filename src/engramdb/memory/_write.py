@@ -1,0 +1,271 @@
+"""The facade's writes: remember (one or many), update, relate/unrelate,
+forget and compact, and conversation ingest (see :class:`~engramdb.memory.Memory`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from itertools import pairwise
+from typing import Any
+
+from ..cognition.batch import plan_remember_many
+from ..cognition.supersession import Remembered, plan_remember, remembered, reopen_drafts
+from ..errors import InvalidInput, NotFound
+from ..events import (
+    ANY_VERSION,
+    EDGE_ADDED,
+    EDGE_REMOVED,
+    NODE_CREATED,
+    NODE_FORGOTTEN,
+    NODE_UPDATED,
+    Draft,
+    EdgeAdded,
+    EdgeRemoved,
+    Event,
+    NodeForgotten,
+    edge_stream,
+    to_us,
+)
+from ..projections import Edge, Node
+from ..recall.engine import SEQUENCE_REL
+from ..view import Reader, View, check_optional_str, check_str
+from ._base import _UNSET, FacadeBase, _attrs
+
+#: The keys an item of :meth:`Memory.remember_many` may have (``remember``'s keywords).
+_BATCH_KEYS = frozenset({"text", "domain", "kind", "name", "attrs", "valid_from", "valid_to",
+                         "source", "agent", "session", "id", "supersedes"})
+
+
+def _batch_item(index: int, item: Any) -> dict[str, Any]:
+    """One ``remember_many`` item as keywords, or :class:`InvalidInput` naming it."""
+    if isinstance(item, str):
+        return {"text": item}
+    if not isinstance(item, Mapping):
+        raise InvalidInput(f"item {index}: expected a text or a dict, got {type(item).__name__}")
+    unknown = sorted(str(k)[:40] for k in item if k not in _BATCH_KEYS)
+    if unknown:
+        raise InvalidInput(f"item {index}: unknown key(s) {', '.join(map(repr, unknown))}",
+                           item=index, keys=unknown)
+    if "text" not in item:
+        raise InvalidInput(f"item {index}: 'text' is required", item=index)
+    return dict(item)
+
+
+
+class WriteOps(FacadeBase):
+    """Every write of memories and edges (part of :class:`~engramdb.memory.Memory`)."""
+
+    def remember(
+        self,
+        text: str,
+        *,
+        domain: str | None = None,
+        kind: str = "memory",
+        name: str | None = None,
+        attrs: Mapping[str, Any] | None = None,
+        valid_from: datetime | int | str | None = None,
+        valid_to: datetime | int | str | None = None,
+        source: str | None = None,
+        agent: str | None = None,
+        session: str | None = None,
+        id: str | None = None,
+        supersedes: str | Sequence[str] | None = None,
+    ) -> Remembered:
+        """Store a memory; returns it as a :class:`Node` (its ``id`` names it from now on).
+
+        ``supersedes`` (an id or ids) replaces older memories: they get ``valid_to``
+        (this memory's ``valid_from``, default now) and a ``supersedes`` edge from
+        it, in the same commit; a memory with ``attrs`` ``subject`` + ``predicate``
+        supersedes the current one of that slot by itself. Remembering exactly a
+        live, current memory again writes nothing: the result has ``created=False``.
+        See :mod:`engramdb.cognition.supersession`.
+        """
+        draft = self._created_draft(
+            text, domain=domain, kind=kind, name=name, attrs=attrs, valid_from=valid_from,
+            valid_to=valid_to, meta=self._meta(agent, source, session), id=id,
+        )
+        with self._cog.facts.guard(self.namespace, draft.payload):
+            plan = plan_remember(View(self, self._at()), self._cog.facts, draft, supersedes,
+                                 now=self._cog.clock())
+            if plan.existing is not None:
+                return remembered(Reader.get(self, plan.existing), created=False)
+            event = self._append(self._with_vectors(plan.drafts))[0]
+        return remembered(self._nodes_get(event.stream, event.seq), created=True,
+                          superseded=plan.superseded)
+
+    def remember_many(self, items: Iterable[Mapping[str, Any] | str]) -> list[Remembered]:
+        """Store many memories in one atomic commit: all of them, or (on any bad
+        item, :class:`InvalidInput` naming it) none. Items are texts or dicts of
+        :meth:`remember`'s keywords, ``supersedes`` included (ids of memories that
+        exist before this call). One result per item, written as the same
+        :meth:`remember` calls in a row would be: an exact duplicate (of a live,
+        current memory or of an earlier item) writes nothing and comes back with
+        ``created=False``; a ``subject`` + ``predicate`` slot is superseded, also
+        by a later item of the batch (see :mod:`engramdb.cognition.batch`)."""
+        if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+            raise InvalidInput("remember_many takes a list of texts or dicts")
+        planned: list[tuple[Draft, Any]] = []
+        for index, item in enumerate(items):
+            spec = _batch_item(index, item)
+            supersedes = spec.pop("supersedes", None)
+            meta = self._meta(spec.pop("agent", None), spec.pop("source", None),
+                              spec.pop("session", None))
+            planned.append((self._created_draft(meta=meta, **spec), supersedes))
+        with self._cog.facts.guard(self.namespace, *(d.payload for d, _ in planned)):
+            plan = plan_remember_many(View(self, self._at()), self._cog.facts, planned,
+                                      now=self._cog.clock())
+            events = self._append(self._with_vectors(plan.drafts)) if plan.drafts else []
+        born = {e.stream: e.seq for e in events if e.type == NODE_CREATED}
+        out = []
+        for item in plan.items:
+            if item.existing is None:
+                out.append(remembered(self._nodes_get(item.stream, born[item.stream]),
+                                      created=True, superseded=item.superseded))
+            elif item.existing in born:  # an earlier item of this batch, repeated
+                out.append(remembered(self._nodes_get(item.existing, born[item.existing]),
+                                      created=False))
+            else:
+                out.append(remembered(Reader.get(self, item.existing), created=False))
+        return out
+
+    def update(
+        self,
+        node_id: str,
+        *,
+        text: str = _UNSET,
+        name: str | None = _UNSET,
+        domain: str | None = _UNSET,
+        kind: str = _UNSET,
+        attrs: Mapping[str, Any] | None = None,
+        unset: Sequence[str] = (),
+        valid_from: datetime | int | str | None = None,
+        valid_to: datetime | int | str | None = None,
+        expected_version: int | None = None,
+        source: str | None = None,
+        agent: str | None = None,
+        session: str | None = None,
+    ) -> Node:
+        """Change fields of a memory. ``expected_version`` makes it optimistic: pass
+        the ``version`` of the node you read (``ConcurrencyConflict`` if the
+        memory's stream moved since; it counts every event of the stream, the
+        ``vector.stored`` ones included)."""
+        current = Reader.get(self, node_id)  # a write, not a read to count
+        payload = self._updated_payload(text=text, name=name, domain=domain, kind=kind,
+                                        attrs=attrs, unset=unset)
+        draft = Draft(
+            type=NODE_UPDATED, stream=current.id, namespace=self.namespace,
+            payload=payload, meta=self._meta(agent, source, session),
+            valid_from=to_us(valid_from), valid_to=to_us(valid_to),
+            expected_version=ANY_VERSION if expected_version is None else expected_version,
+        )
+        events = self._append(self._with_vectors([draft]))
+        return self._nodes_get(current.id, events[-1].seq)
+
+    def relate(
+        self,
+        src: str,
+        rel: str,
+        dst: str,
+        *,
+        attrs: Mapping[str, Any] | None = None,
+        source: str | None = None,
+        agent: str | None = None,
+        session: str | None = None,
+    ) -> Edge:
+        """Add the typed edge ``src -rel-> dst`` (both must exist in this namespace)."""
+        self._check_rel(rel)
+        a, b = Reader.get(self, src), Reader.get(self, dst)
+        event = self._append([
+            Draft(
+                type=EDGE_ADDED, stream=edge_stream(a.id, rel, b.id), namespace=self.namespace,
+                payload=EdgeAdded(src=a.id, rel=rel, dst=b.id, attrs=_attrs(attrs)),
+                meta=self._meta(agent, source, session),
+            )
+        ])[0]
+        for edge in self._adjacency.edges(a.id, event.seq, rel=rel):
+            if edge.dst == b.id:
+                return edge
+        raise NotFound("the edge vanished before it could be read")  # pragma: no cover
+
+    def unrelate(self, src: str, rel: str, dst: str, *, agent: str | None = None) -> None:
+        """Remove the edge ``src -rel-> dst``; :class:`NotFound` if there is none."""
+        self._check_rel(rel)
+        check_str(src, "src")
+        check_str(dst, "dst")
+        if not any(e.dst == dst for e in self._adjacency.edges(src, self._at(), rel=rel)):
+            raise NotFound(f"no edge {src} -{rel}-> {dst}")
+        self._append([
+            Draft(
+                type=EDGE_REMOVED, stream=edge_stream(src, rel, dst), namespace=self.namespace,
+                payload=EdgeRemoved(src=src, rel=rel, dst=dst),
+                meta=self._meta(agent, None, None),
+            )
+        ])
+
+    def forget(self, node_id: str, *, reason: str | None = None, agent: str | None = None) -> Event:
+        """Tombstone a memory. Its content disappears from every view now and from
+        disk at the next :meth:`compact`; history keeps that, when and by whom.
+        Memories it superseded are current again, their validity reopened in the
+        same commit (see :func:`~engramdb.cognition.supersession.reopen_drafts`)."""
+        check_optional_str(reason, "reason")
+        node = Reader.get(self, node_id)
+        meta = self._meta(agent, None, None)
+        return self._append([
+            Draft(type=NODE_FORGOTTEN, stream=node.id, namespace=self.namespace,
+                  payload=NodeForgotten(reason=reason), meta=meta),
+            *reopen_drafts(View(self, self._at()), node.id, meta),
+        ])[0]
+
+    def compact(self) -> int:
+        """Physically erase the content of forgotten memories (and their edges'
+        attributes) from every file of the store. Returns the events redacted."""
+        return self._store.compact(self._forgotten_seqs())
+
+    def ingest_conversation(
+        self,
+        turns: Iterable[Mapping[str, Any]],
+        *,
+        session: str,
+        at: datetime | int | str | None = None,
+        domain: str | None = "conversation",
+        source: str | None = None,
+        agent: str | None = None,
+    ) -> list[Node]:
+        """Remember a chat transcript in one commit: one memory per turn, linked
+        in order by ``next`` edges (recall passes relevance along them).
+
+        Each turn is ``{"speaker", "text"}`` plus optional ``"id"`` (e.g. a dialog
+        id), ``"time"`` and ``"attrs"``; session, speaker, turn index and id become
+        attributes, and the text is stored as ``"Speaker: text"`` so names are
+        searchable. ``at`` (the session's date) becomes each turn's ``valid_from``.
+
+        Turns are utterances, not facts: each is stored, even one repeating an
+        earlier turn word for word (its session, turn index and position in the
+        ``next`` chain differ, and "yes" said twice was said twice), and turns
+        never supersede memories. Remember the facts drawn from a conversation
+        with :meth:`remember` / :meth:`remember_many` to get those rules.
+        """
+        if isinstance(turns, (str, bytes, Mapping)) or not isinstance(turns, Iterable):
+            raise InvalidInput("ingest_conversation takes a list of turns (dicts)")
+        drafts: list[Draft] = []
+        meta = self._meta(agent, source, session)
+        for index, turn in enumerate(turns):
+            if not isinstance(turn, Mapping) or not isinstance(turn.get("text"), str):
+                raise InvalidInput(f"turn {index} needs a 'text' string")
+            speaker = turn.get("speaker")
+            attrs = {"session": session, "turn": index, **({"speaker": speaker} if speaker else {})}
+            if turn.get("id") is not None:
+                attrs["dia_id"] = turn["id"]
+            attrs.update(_attrs(turn.get("attrs")))
+            drafts.append(self._created_draft(
+                f"{speaker}: {turn['text']}" if speaker else turn["text"], meta=meta,
+                kind="turn", domain=domain, attrs=attrs, valid_from=turn.get("time", at),
+            ))
+        links = [
+            Draft(type=EDGE_ADDED, stream=edge_stream(a.stream, SEQUENCE_REL, b.stream),
+                  namespace=self.namespace, meta=meta,
+                  payload=EdgeAdded(src=a.stream, rel=SEQUENCE_REL, dst=b.stream))
+            for a, b in pairwise(drafts)
+        ]
+        events = self._append([*self._with_vectors(drafts), *links])
+        return [self._nodes_get(e.stream, e.seq) for e in events if e.type == NODE_CREATED]
