@@ -152,12 +152,13 @@ def recall(
     raw_salience: dict[str, float] = {}
     if "recency" in signals and weights.salience and salience is not None and final:
         raw_salience = _salience(final, gains, weights.salience, salience)
-    # every fused candidate passed ``ok`` (or ``live``), so the best k are the hits;
-    # nsmallest is sorted(...)[:k] (same key, same ties) without sorting them all
-    best = heapq.nsmallest(
-        k, ((node_id, score) for node_id, score in final.items() if live(node_id) is not None),
-        key=_rank_key,
-    )
+    # nsmallest is sorted(...)[:k] (same key, same ties) without sorting them all;
+    # every fused candidate passed ``ok`` or ``live``, so the best k are the hits
+    best = heapq.nsmallest(k, final.items(), key=_rank_key)
+    if any(live(node_id) is None for node_id, _ in best):  # never expected: be safe
+        best = heapq.nsmallest(
+            k, ((i, s) for i, s in final.items() if live(i) is not None), key=_rank_key
+        )
     hits = []
     for node_id, score in best:
         node = live(node_id)

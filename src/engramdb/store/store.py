@@ -155,6 +155,10 @@ class EventStore:
     def find_projection(self, name: str) -> Projection | None:
         return self._projections.get(name)
 
+    def projection_names(self) -> list[str]:
+        """The registered projections' names, in the order they process events."""
+        return list(self._projections)
+
     def subscribe(self, fn: Subscriber) -> None:
         """Call ``fn(events)`` after each commit, once projections have applied them."""
         self._subscribers.append(fn)
