@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -23,7 +24,12 @@ from engramdb.adapters.http_models import EventOut, NodeOut, RecallOut
 from engramdb.errors import InvalidInput
 from engramdb.recall.embed import HashingEmbedder
 
-from ._http import Env, env  # noqa: F401  (the fixture)
+from ._http import Env, make_env
+
+
+@pytest.fixture
+def env() -> Iterator[Env]:
+    yield from make_env()
 
 A = "/v1/namespaces/a"
 

@@ -47,6 +47,7 @@ def test_query_runs_the_plan_with_scores_and_reasons(env: Env) -> None:
     results = r.json()["results"]
     assert [x["id"] for x in results] == [ids["ok"]]
     assert results[0]["outcome"] == "success" and results[0]["reasons"]
+    assert results[0]["similarity"] is None and r.json()["plan"] is None
     assert isinstance(results[0]["score"], float) and results[0]["node"]["domain"] == "ops"
 
 
@@ -69,7 +70,7 @@ def test_query_explain_returns_the_plan_without_running(env: Env) -> None:
         {"op": "as_of", "when": env.mem.seq}, {"op": "tiers", "which": "warm"}]})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert "results" not in body
+    assert body["results"] is None
     plan = body["plan"]
     assert plan["tiers"] == "warm" and plan["seq"] == env.mem.seq
     ops = {(s["op"], s["role"]) for s in plan["steps"]}
@@ -185,6 +186,7 @@ def test_context_lifecycle(env: Env) -> None:
     assert env.call("GET", f"{A}/memories/{draft}").status_code == 200
     assert env.call("GET", f"{A}/memories/{env.ids['acme']}").json()["attrs"]["risk"] == "high"
     assert env.call("GET", f"{A}/contexts").json() == []
+    assert env.call("GET", _ctx()).json()["agent"] is None  # the name starts afresh
 
 
 def test_context_forget_and_discard(env: Env) -> None:

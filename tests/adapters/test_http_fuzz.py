@@ -35,7 +35,7 @@ INT64 = 2**63 - 1
 STRINGS = ["", "a", "b", "..", "../../etc/passwd", "%2e%2e", "1", "0", "-1", "2026-03-01",
            "2026-03-01T12:00:00+02:00", "text", "attrs.tags", "kind", "people", "works_at",
            "next", "*", "\x00", "\ud800", "x" * 300, "Maya", "out", "in", "both", "1.2", "\u00b2",
-           "\u0663", "1.\u00b2", "\u00b2.1"]
+           "\u0663", "1.\u00b2", "\u00b2.1", "warm", "all", "success", "plan"]
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +61,11 @@ def from_schema(schema: dict[str, Any], ids: list[str], depth: int = 0) -> st.Se
     """Values for (the subset of) JSON Schema that FastAPI emits; sometimes off-schema."""
     if "$ref" in schema:
         return from_schema(DEFS[schema["$ref"].rsplit("/", 1)[-1]], ids, depth)
-    if "anyOf" in schema:
-        return st.one_of([from_schema(s, ids, depth) for s in schema["anyOf"]])
+    if "anyOf" in schema or "oneOf" in schema:  # oneOf: a discriminated union (query steps)
+        return st.one_of([from_schema(s, ids, depth)
+                          for s in schema.get("anyOf") or schema["oneOf"]])
+    if "const" in schema:
+        return st.just(schema["const"])
     if "enum" in schema:
         return st.sampled_from(schema["enum"])
     kind = schema.get("type")
@@ -161,4 +164,7 @@ def test_no_5xx_and_refusals_change_nothing(env: Env, method: str, path: str,
 
 
 def test_the_schema_covers_every_route() -> None:
-    assert len(OPERATIONS) >= 17  # fails loudly if routes stop being documented
+    assert len(OPERATIONS) >= 42  # fails loudly if routes stop being documented
+    paths = {p.removeprefix("/v1/namespaces/{namespace}") for _, p, _ in OPERATIONS}
+    assert {"/query", "/contexts", "/contexts/{name}/commit", "/contexts/{name}/rebase",
+            "/consolidate", "/memories/{memory_id}/tier"} <= paths

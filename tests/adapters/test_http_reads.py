@@ -5,6 +5,7 @@ remember."""
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,7 +19,12 @@ from engramdb.adapters.http import create_app
 from engramdb.events.types import MEMORY_ACCESSED
 from engramdb.recall.embed import HashingEmbedder
 
-from ._http import Env, env  # noqa: F401  (the fixture)
+from ._http import Env, make_env
+
+
+@pytest.fixture
+def env() -> Iterator[Env]:
+    yield from make_env()
 
 
 def accessed(path: pathlib.Path) -> list[str]:

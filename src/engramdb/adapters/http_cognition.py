@@ -80,7 +80,7 @@ def build_query(mem: Memory, body: QueryRequest) -> Any:
     for step in body.steps:
         args = step.model_dump(exclude={"op"})
         op = step.op
-        if op in ("similar_to",):
+        if op == "similar_to":
             q = q.similar_to(args["text"], min_score=args["min_score"])
         elif op == "contrasting_with":
             q = q.contrasting_with(args["id"], min_score=args["min_score"])
@@ -107,7 +107,7 @@ def result_out(r: Any) -> dict[str, Any]:
             "salience": r.salience}
 
 
-@reads.post("/query", response_model=QueryOut, response_model_exclude_none=True,
+@reads.post("/query", response_model=QueryOut,
             summary="Reflection query (a plan of builder steps)")
 def query(mem: Mem, body: QueryRequest,
           explain: Annotated[bool, Query(description="Return the plan; run nothing.")] = False,
@@ -164,6 +164,8 @@ def _opened(mem: Memory, name: str, agent: str | None = None) -> Iterator[Any]:
             while len(agents) > _MAX_AGENTS:
                 agents.pop(next(iter(agents)), None)
         yield ctx
+        if ctx.closed is not None:  # committed or discarded: the name starts afresh
+            agents.pop(key, None)
 
 
 def _info(mem: Memory, ctx: Any) -> dict[str, Any]:

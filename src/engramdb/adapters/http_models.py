@@ -417,8 +417,9 @@ class PlanOut(BaseModel):
 
 
 class QueryOut(BaseModel):
-    results: list[QueryResultOut] | None = Field(None, description="Absent with `explain`.")
-    plan: PlanOut | None = Field(None, description="With `explain=true`: the plan, not run.")
+    results: list[QueryResultOut] | None = Field(None, description="Null with `explain`.")
+    plan: PlanOut | None = Field(None, description="With `explain=true`: the plan (nothing"
+                                 " is run); else null.")
 
 
 class ContextOut(BaseModel):

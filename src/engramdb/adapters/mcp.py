@@ -3,8 +3,9 @@
 Ten tools (``remember``, ``recall``, ``relate``, ``forget``, ``history``,
 ``as_of``, ``index``, ``get``, ``query``, ``record_outcome``) and the
 compressed index as a resource (``engram://index``, and
-``engram://index/{namespace}`` for granted namespaces), over stdio or streamable HTTP. Every tool calls one
-:class:`~engramdb.memory.Memory` method and returns a compact JSON object.
+``engram://index/{namespace}`` for granted namespaces), over stdio or
+streamable HTTP. Every tool calls one :class:`~engramdb.memory.Memory` method
+and returns a compact JSON object.
 
 Errors: an :class:`~engramdb.errors.EngramError` becomes a tool result with
 ``isError`` set whose text is ``{"error": {"code", "message"}}``, in
@@ -234,9 +235,9 @@ def build_server(
     server: MCPServer = MCPServer(
         name, instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
     )
-    for tool, annotations in _tools(scope, agent):
+    for tool, hints in _tools(scope, agent):
         server.add_tool(_guarded(tool), description=inspect.cleandoc(tool.__doc__ or ""),
-                        annotations=annotations, structured_output=True)
+                        annotations=hints, structured_output=True)
     _resources(server, scope)
     return server
 

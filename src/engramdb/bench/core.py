@@ -231,7 +231,7 @@ def run(
 
 def _asof_latency(mem: Memory, ids: list[str], rng: random.Random) -> dict[str, float]:
     nodes = mem.store.projection("nodes")
-    cases = []
+    cases: list[tuple[str, int]] = []
     while len(cases) < 20_000:
         node_id = rng.choice(ids)
         versions = nodes.versions(node_id)  # type: ignore[attr-defined]

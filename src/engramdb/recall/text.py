@@ -533,7 +533,7 @@ class TextIndex:
             kth = np.partition(vals, len(vals) - limit)[len(vals) - limit]
             cand = cand[vals >= kth]
         if repeats > 1:
-            cand = np.unique(cand)
+            cand = _distinct(cand)
         order = np.lexsort((self._keys.arr[cand], -scores[cand]))[:m]
         return cand[order]
 
@@ -566,7 +566,7 @@ class TextIndex:
         """The best ``m`` distinct candidates, then (only if asked) all the rest, ranked."""
         first = self._top(cand, scores, m, repeats)
         yield first
-        distinct = np.unique(cand)
+        distinct = _distinct(cand)
         if len(first) < len(distinct):
             rest = distinct[~np.isin(distinct, first)]
             yield self._top(rest, scores, len(rest), 1)
@@ -705,6 +705,22 @@ def _as_key(key: Any) -> int:
     if not -(2**63) <= key < 2**63:
         raise InvalidInput(f"text key {key} does not fit in 64 bits", key=key)
     return key
+
+
+def _distinct(slots: np.ndarray) -> np.ndarray:
+    """The distinct values of ``slots``, ascending: ``np.unique`` by sorting.
+
+    numpy 2's ``np.unique`` hashes, which costs ~0.07-1.2 ms for the few thousand
+    slots a query ranks (more when the heap is cache-cold); a sort and one
+    comparison pass cost ~0.02-0.04 ms for the same answer.
+    """
+    ordered = np.sort(slots)
+    if ordered.size < 2:
+        return ordered
+    keep = np.empty(ordered.size, dtype=np.bool_)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
 
 
 def _term_counts(tokens: list[str]) -> dict[str, int]:
