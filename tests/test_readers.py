@@ -9,6 +9,7 @@ from pathlib import Path
 from engramdb import Memory
 
 K = 5  # memories per commit, all tagged with the commit's batch number
+BATCHES = 40
 
 
 def test_reads_during_writes_see_whole_commits(tmp_path: Path) -> None:
@@ -18,15 +19,15 @@ def test_reads_during_writes_see_whole_commits(tmp_path: Path) -> None:
     violations: list[str] = []
     reads = [0, 0]
 
-    def writer() -> None:
-        batch = 0
-        while not stop.is_set():
-            batch += 1
+    def writer() -> None:  # a fixed amount of work, so the test does not depend on speed
+        for batch in range(1, BATCHES + 1):
             mem.remember_many(
                 {"text": f"b{batch}-{i}", "domain": "batches", "attrs": {"batch": batch}}
                 for i in range(K)
             )
             commits[0] = batch
+            time.sleep(0.001)  # let the readers look between commits
+        stop.set()
 
     def reader(slot: int) -> None:
         while not stop.is_set():
@@ -50,13 +51,12 @@ def test_reads_during_writes_see_whole_commits(tmp_path: Path) -> None:
     ]
     for t in threads:
         t.start()
-    time.sleep(2.0)
-    stop.set()
     for t in threads:
-        t.join()
+        t.join(timeout=300)
+    stop.set()
     mem.close()
     assert not violations, violations[:5]
-    assert commits[0] > 10
+    assert commits[0] == BATCHES and min(reads) > 0
     assert all(r > 0 for r in reads), reads
 
 
