@@ -4,8 +4,10 @@ change; idempotent re-remember; the facts projection survives restarts."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from engramdb import Conflict, InvalidInput, Memory, Node, NotFound
@@ -230,6 +232,62 @@ def test_facts_projection_incremental_equals_replay_and_snapshot(tmp_path: Path)
         restored = FactIndex()
         restored.restore(ro.store.projection("facts").snapshot())
         assert fresh.state() == restored.state() == facts_state(ro)
+        # snapshot + tail of a snapshot restored once more: the same bytes
+        assert restored.snapshot() == fresh.snapshot()
+
+
+def test_facts_snapshot_keeps_the_latest_duplicate_and_checks_out(tmp_path: Path) -> None:
+    path = tmp_path / "s.engram"
+    with Memory.open(path, embedder=None) as mem:
+        a = mem.remember("same words", attrs={"k": [1, {"b": 2, "a": 1}]})
+        b = mem.remember("other words", attrs={"k": 2})
+        mem.update(b.id, text="same words", attrs={"k": [1, {"a": 1, "b": 2}]})  # a's content
+        mem.store.snapshot()
+        c = mem.remember("tail words")
+    with Memory.open(path, embedder=None) as again:  # snapshot + tail
+        assert again.store.restored.get("facts") is not None
+        # both a and b carry that content; b changed last, so it is the duplicate
+        again_dup = again.remember("same words", attrs={"k": [1, {"a": 1, "b": 2}]})
+        assert again_dup.created is False and again_dup.id == b.id != a.id
+        assert again.remember("tail words").id == c.id
+        report = again.check()
+        assert report.ok, report
+
+
+def test_re_remember_matches_attrs_as_the_log_reads_them_back(tmp_path: Path) -> None:
+    # the log stores a datetime as its ISO string and a tuple as a list
+    attrs = {"when": datetime(2024, 1, 1, tzinfo=UTC), "xs": (1, 2)}
+    with Memory.open(tmp_path / "s.engram", embedder=None) as mem:
+        first = mem.remember("dated", attrs=attrs)
+        mem.update(first.id, attrs={"n": 1})
+        again = mem.remember("dated", attrs={**attrs, "n": 1})
+        assert again.created is False and again.id == first.id
+        assert mem.remember("dated", attrs={**attrs, "xs": [1, 2], "n": 1}).id == first.id
+        assert mem.remember("dated", attrs={**attrs, "n": 2}).created is True
+
+
+def test_facts_snapshot_of_the_older_format_is_rebuilt_from_the_log(tmp_path: Path) -> None:
+    path = tmp_path / "s.engram"
+    with Memory.open(path, embedder=None) as mem:
+        build_history(mem)
+        node = mem.remember("old format", attrs=LIVES).id
+        live = facts_state(mem)
+    # format 1: memory fields without their keys, and the seq each changed at
+    old = msgspec.msgpack.encode({
+        "fields": {node: ["default", "memory", "0" * 32, None, None, LIVES]},
+        "seqs": {node: 1}, "supersedes": [],
+    })
+    with Memory.open(path, embedder=None) as mem:
+        assert mem.store.restored.get("facts") == mem.seq
+        assert mem.store.snapshots is not None
+        mem.store.snapshots.write("facts", seq=mem.seq, epoch=mem.store.epoch, body=old)
+    with Memory.open(path, embedder=None) as again:
+        assert "facts" not in again.store.restored  # rejected, replayed from the log
+        assert again.store.restored.get("nodes") == again.seq
+        assert again.store.snapshots is not None
+        assert again.store.snapshots.rejected["facts"].startswith("restore failed")
+        assert facts_state(again) == live
+        assert again.remember("old format", attrs=LIVES).created is False
 
 
 class FakeClock:

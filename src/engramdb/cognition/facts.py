@@ -25,7 +25,7 @@ import contextlib
 import hashlib
 import threading
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import msgspec
 from msgspec import UNSET
@@ -42,28 +42,45 @@ Slot = tuple[str, str, str]
 _STRIPES = 64
 
 
+class _Fields(msgspec.Struct, array_like=True, gc=False):
+    """What a content key is made of (the text only as its digest)."""
+
+    namespace: str
+    kind: str
+    text: str
+    domain: str | None
+    name: str | None
+    attrs: dict[str, Any]
+
+
+# canonical JSON (sorted keys), as the log stores values: a datetime or tuple in a
+# new memory's attrs keys as the ISO string or list it will be read back as
+_canonical = msgspec.json.Encoder(order="sorted").encode
+_unpack = msgspec.json.Decoder(_Fields).decode
+
+
 def content_key(
     namespace: str, kind: str, text: str, domain: str | None, name: str | None,
     attrs: dict[str, Any],
 ) -> str:
     """The digest two memories share exactly when they say the same thing."""
-    return _key(namespace, kind, _digest(text), domain, name, attrs)
+    return _key(_pack(_Fields(namespace, kind, _digest(text), domain, name, attrs)))
 
 
 def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def _key(
-    namespace: str, kind: str, text_digest: str, domain: str | None, name: str | None,
-    attrs: dict[str, Any],
-) -> str:
+def _pack(fields: _Fields) -> bytes:
+    """``fields`` as canonical JSON: equal fields, equal bytes."""
     try:
-        blob = msgspec.json.encode([namespace, kind, text_digest, domain, name, attrs],
-                                   order="sorted")
+        return _canonical(fields)
     except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidPayload(f"attributes cannot be stored: {exc}") from None
-    return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+def _key(packed: bytes) -> str:
+    return hashlib.blake2b(packed, digest_size=16).hexdigest()
 
 
 def slot_of(namespace: str, attrs: dict[str, Any]) -> Slot | None:
@@ -82,20 +99,23 @@ class FactReads(Protocol):
     def current_in_slot(self, slot: Slot) -> list[str]: ...
 
 
-class _Fields(msgspec.Struct, array_like=True, gc=False):
-    """What the content key is made of (the text only as its digest)."""
+class _Entry(msgspec.Struct, array_like=True, gc=False):
+    """One live memory: its content key, its slot, and what the key is made of
+    (as the canonical JSON hashed; decoded only when an update needs it, so a
+    restore builds few objects)."""
 
-    namespace: str
-    kind: str
-    text: str
-    domain: str | None
-    name: str | None
-    attrs: dict[str, Any]
+    key: str
+    slot: Slot | None
+    fields: bytes
 
 
 class _Snap(msgspec.Struct):
-    fields: dict[str, _Fields]
-    seqs: dict[str, int]
+    """Format 2 stores each memory's key and slot, so restoring hashes nothing
+    (format 1 stored only the fields; it lacks ``format`` and fails to decode,
+    and the store then replays the log)."""
+
+    format: Literal[2]
+    nodes: dict[str, _Entry]  # in the order the memories last changed
     supersedes: list[tuple[str, str]]
 
 
@@ -133,11 +153,9 @@ class FactIndex:
             yield
 
     def reset(self) -> None:
-        self._fields: dict[str, _Fields] = {}
-        self._seq: dict[str, int] = {}  # the seq each live memory last changed at
-        self._key: dict[str, str] = {}
+        # live memories, in the order they last changed (which decides "latest")
+        self._nodes: dict[str, _Entry] = {}
         self._by_key: dict[str, dict[str, None]] = {}
-        self._slot: dict[str, Slot] = {}
         self._by_slot: dict[Slot, dict[str, None]] = {}
         self._superseded_by: dict[str, set[str]] = {}
         self._supersedes: dict[str, set[str]] = {}
@@ -167,12 +185,12 @@ class FactIndex:
         t = event.type
         if t == NODE_CREATED:
             p = event.payload
-            self._set(event.stream, _Fields(event.namespace, p.kind, _digest(p.text), p.domain,
-                                            p.name, p.attrs), event.seq)
+            self._put(event.stream, _entry(_Fields(event.namespace, p.kind, _digest(p.text),
+                                                   p.domain, p.name, p.attrs)))
         elif t == NODE_UPDATED:
-            old = self._fields.get(event.stream)
+            old = self._nodes.get(event.stream)
             if old is not None:
-                self._set(event.stream, _updated(old, event.payload), event.seq)
+                self._put(event.stream, _updated(old, event.payload))
         elif t == NODE_FORGOTTEN:
             self._drop(event.stream)
             # forgetting closes the node's edges (as adjacency does)
@@ -189,41 +207,46 @@ class FactIndex:
                 _unlink(self._superseded_by, dst, src)
                 _unlink(self._supersedes, src, dst)
 
-    def _set(self, node_id: str, fields: _Fields, seq: int) -> None:
+    def _put(self, node_id: str, entry: _Entry) -> None:
         self._drop(node_id)
-        self._fields[node_id] = fields
-        self._seq[node_id] = seq
-        key = _key(fields.namespace, fields.kind, fields.text, fields.domain,
-                   fields.name, fields.attrs)
-        self._key[node_id] = key
-        self._by_key.setdefault(key, {})[node_id] = None
-        slot = slot_of(fields.namespace, fields.attrs)
-        if slot is not None:
-            self._slot[node_id] = slot
-            self._by_slot.setdefault(slot, {})[node_id] = None
+        self._nodes[node_id] = entry
+        self._index(node_id, entry)
+
+    def _index(self, node_id: str, entry: _Entry) -> None:
+        ids = self._by_key.get(entry.key)
+        if ids is None:
+            self._by_key[entry.key] = {node_id: None}
+        else:
+            ids[node_id] = None
+        if entry.slot is not None:
+            self._by_slot.setdefault(entry.slot, {})[node_id] = None
 
     def _drop(self, node_id: str) -> None:
-        self._fields.pop(node_id, None)
-        self._seq.pop(node_id, None)
-        key = self._key.pop(node_id, None)
-        if key is not None:
-            _discard(self._by_key, key, node_id)
-        slot = self._slot.pop(node_id, None)
-        if slot is not None:
-            _discard(self._by_slot, slot, node_id)
+        entry = self._nodes.pop(node_id, None)
+        if entry is not None:
+            _discard(self._by_key, entry.key, node_id)
+            if entry.slot is not None:
+                _discard(self._by_slot, entry.slot, node_id)
 
     # -- snapshots ---------------------------------------------------------------
 
     def snapshot(self) -> bytes:
-        # the order memories last changed in decides "latest"; keep it
         pairs = sorted((src, dst) for src, dsts in self._supersedes.items() for dst in dsts)
-        return msgspec.msgpack.encode(_Snap(fields=self._fields, seqs=self._seq, supersedes=pairs))
+        return msgspec.msgpack.encode(_Snap(format=2, nodes=self._nodes, supersedes=pairs))
 
     def restore(self, data: bytes) -> None:
-        self.reset()
+        # a snapshot of an older format fails to decode: the store then replays the log
         snap = msgspec.msgpack.decode(data, type=_Snap)
-        for node_id in sorted(snap.fields, key=snap.seqs.__getitem__):
-            self._set(node_id, snap.fields[node_id], snap.seqs[node_id])
+        self.reset()
+        nodes = self._nodes = snap.nodes  # (decoded in the order they were encoded)
+        # one key per memory is the rule; where memories share one, keep their order
+        self._by_key = {e.key: {node_id: None} for node_id, e in nodes.items()}
+        if len(self._by_key) < len(nodes):
+            self._by_key = {}
+            for node_id, e in nodes.items():
+                self._by_key.setdefault(e.key, {})[node_id] = None
+        for node_id, slot in [(i, e.slot) for i, e in nodes.items() if e.slot is not None]:
+            self._by_slot.setdefault(slot, {})[node_id] = None
         for src, dst in snap.supersedes:
             self._superseded_by.setdefault(dst, set()).add(src)
             self._supersedes.setdefault(src, set()).add(dst)
@@ -237,17 +260,26 @@ class FactIndex:
         }
 
 
-def _updated(old: _Fields, p: Any) -> _Fields:
+def _entry(fields: _Fields) -> _Entry:
+    packed = _pack(fields)
+    return _Entry(_key(packed), slot_of(fields.namespace, fields.attrs), packed)
+
+
+def _updated(entry: _Entry, p: Any) -> _Entry:
+    old = _unpack(entry.fields)
     attrs = old.attrs
     if p.attrs or p.unset:
         attrs = {k: v for k, v in old.attrs.items() if k not in p.unset}
         attrs.update(p.attrs)
-    changes: dict[str, Any] = {"attrs": attrs}
-    for field in ("text", "name", "domain", "kind"):
-        value = getattr(p, field)
-        if value is not UNSET:
-            changes[field] = _digest(value) if field == "text" else value
-    return msgspec.structs.replace(old, **changes)
+    text, name, domain, kind = p.text, p.name, p.domain, p.kind
+    return _entry(_Fields(
+        old.namespace,
+        old.kind if kind is UNSET else kind,
+        old.text if text is UNSET else _digest(text),
+        old.domain if domain is UNSET else domain,
+        old.name if name is UNSET else name,
+        attrs,
+    ))
 
 
 def _unlink(index: dict[str, set[str]], key: str, member: str) -> None:

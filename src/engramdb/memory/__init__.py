@@ -113,7 +113,11 @@ class Memory(WriteOps, RecallOps, CognitionOps, StoreOps):
 
         ``embedder``: ``"default"`` is the bundled all-MiniLM-L6-v2 (offline);
         pass any :class:`~engramdb.recall.embed.Embedder`, or None for text-only recall.
-        ``recall=False`` keeps only the core projections (no BM25, no vectors).
+        ``recall=False`` registers no recall indexes (no BM25 ``text``, no
+        ``vectors``; the embedder is ignored) but still the other ten projections:
+        the core four (``nodes``, ``adjacency``, ``domains``, ``cross_domain``),
+        the compressed ``index``, and the cognition ones (``contexts``, ``facts``,
+        ``outcomes``, ``accesses``, ``tiers``).
         ``clock`` (µs since the epoch) times reads and salience decay.
         ``record_reads=True`` logs reads (``get``, recall hits) as batched
         ``memory.accessed`` events, which salience's frequency and recency use;
