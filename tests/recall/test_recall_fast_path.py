@@ -22,7 +22,7 @@ from engramdb.recall import engine
 from engramdb.recall.embed import HashingEmbedder
 from engramdb.recall.engine import RecallWeights, compile_filters
 from engramdb.recall.text import tokenize
-from engramdb.recall.vectors import VectorIndex, _oversampled
+from engramdb.recall.vectors import VectorIndex, _Filter
 
 WORDS = ("alice bob carol pottery cello marathon kitchen lisbon tomatoes swim code budget "
          "deploy launch berlin kyoto harbour").split()
@@ -201,6 +201,7 @@ def test_hnsw_predicate_is_tested_lazily_and_answers_as_the_full_mask() -> None:
     index = VectorIndex(16, background_build=False, hnsw_threshold=500)
     index.add(np.arange(n), _unit(rng, n, 16))
     assert index.uses_hnsw
+    answered_by_hnsw = 0
     for q in _unit(rng, 20, 16):
         asked: list[int] = []
 
@@ -208,15 +209,36 @@ def test_hnsw_predicate_is_tested_lazily_and_answers_as_the_full_mask() -> None:
             asked.append(key)
             return key % 4 != 0
 
-        got = index.search(q, 20, allowed=most)
-        # the plain form: test every HNSW candidate, then rescore the allowed ones
-        keys = index._hnsw_keys(q, _oversampled(20, 1.0, n))
+        counts: list[int] = []
+
+        def counted(
+            q: np.ndarray, count: int, counts: list[int] = counts, fetch: Any = index._hnsw_keys
+        ) -> np.ndarray:
+            counts.append(count)
+            return fetch(q, count)
+
+        index._hnsw_keys = counted  # type: ignore[method-assign]
+        try:
+            got = index.search(q, 20, allowed=most)
+        finally:
+            del index._hnsw_keys
+        # the plain form: test every candidate of the last HNSW call, then rescore
+        # the allowed ones; if they are too few, the exact top 20 of the allowed set
+        assert counts, "the HNSW path was not taken"
+        keys = index._hnsw_keys(q, counts[-1])
         hits = keys[keys % 4 != 0]
-        assert hits.size >= 20  # one HNSW round suffices for this predicate
-        want = index._rescore(q, index._rows_of(hits), 20)
-        assert got == want
-        assert len(asked) < len(keys)  # stopped once 20 allowed keys were found
+        assert len(asked) == len(set(asked))  # never twice per key per search
         assert all(key % 4 != 0 for key, _ in got)
+        if hits.size < 20:
+            assert got == index.search(q, 20, allowed=lambda key: key % 4 != 0, exact=True)
+            continue
+        answered_by_hnsw += 1
+        assert got == index._rescore(q, index._rows_of(hits), 20)
+        probes: set[int] = set()  # the keys the plan probes the predicate's share with
+        index._probe(_Filter(lambda key, probes=probes: probes.add(key) or True))
+        tested = [key for key in asked if key not in probes]
+        assert len(tested) < len(keys)  # stopped once 20 allowed keys were found
+    assert answered_by_hnsw >= 10
 
 
 def test_sliced_exact_scan_is_the_single_matvec() -> None:

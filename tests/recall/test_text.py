@@ -7,10 +7,11 @@ import random
 import threading
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from engramdb.errors import CorruptStore, InvalidInput, NotFound
-from engramdb.recall.text import STOPWORDS, TextIndex, stem, tokenize
+from engramdb.recall.text import STOPWORDS, TextIndex, _distinct, stem, tokenize
 
 WORDS = (
     "apple river painting caroline melanie support group camping beach guitar "
@@ -404,3 +405,77 @@ def test_concurrent_searches_during_writes() -> None:
     assert len(index) == len(live)
     want = reference(live, "caroline apple beach")[:20]
     assert_same(index.search("caroline apple beach", 20), want)
+
+
+# ------------------------------------------------- ranking vs the plain form
+
+
+def plain_top(index: TextIndex, query: str, k: int, keep: set[int] | None) -> list:
+    """The index's own BM25 scores, ranked the straightforward way: every matching
+    live document, filtered, sorted by (score desc, key asc), cut at ``k``."""
+    tids = [index._vocab[t] for t in dict.fromkeys(tokenize(query)) if t in index._vocab]
+    tids = [t for t in tids if index._df[t] > 0]
+    if not tids or k <= 0:
+        return []
+    scores, _ = index._accumulate(tids)
+    n = index._keys.n
+    keys, alive = index._keys.arr[:n].tolist(), index._alive.arr[:n].tolist()
+    hits = [
+        (keys[slot], float(scores[slot]))
+        for slot in range(n)
+        if alive[slot] and scores[slot] > 0 and (keep is None or keys[slot] in keep)
+    ]
+    return sorted(hits, key=lambda kv: (-kv[1], kv[0]))[:k]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_search_is_the_plain_ranking_of_its_scores(seed: int) -> None:
+    """Same keys, bit-identical scores and the same tie order as :func:`plain_top`,
+    for every filter form, pass rate and k (the batched predicate walk included)."""
+    rng = random.Random(seed)
+    docs = make_corpus(rng.randint(1, 400), seed=seed)
+    for key in rng.sample(sorted(docs), len(docs) // 4):  # exact duplicates: score ties
+        docs[key] = docs[rng.choice(sorted(docs))]
+    index = build(docs)
+    for key in rng.sample(sorted(docs), min(len(docs) // 8, 60)):  # dead slots, uncompacted
+        index.remove(key)
+        del docs[key]
+    assert index._n_dead == len(index._alive.view()) - len(docs)
+    words = [*WORDS, "the", "zzz"]
+    for _ in range(12):
+        query = " ".join(rng.choices(words, k=rng.randint(1, 6)))
+        k = rng.choice([1, 2, 5, 10, 50, 200, len(docs) + 5])
+        want = plain_top(index, query, k, None)
+        assert index.search(query, k) == want
+        if want:
+            assert_same(want, reference(docs, query)[:k])
+        for rate in (0.0, 0.05, 0.3, 0.8, 1.0):
+            keep = {key for key in docs if rng.random() < rate}
+            want = plain_top(index, query, k, keep)
+            assert index.search(query, k, allowed=keep) == want
+            assert index.search(query, k, allowed=keep.__contains__) == want
+
+
+def test_predicate_walk_asks_few_keys_when_most_pass() -> None:
+    docs = make_corpus(3000, seed=21)
+    index = build(docs)
+    asked: list[int] = []
+
+    def most(key: int) -> bool:
+        asked.append(key)
+        return key % 10 != 0
+
+    got = index.search("caroline apple", 20, allowed=most)
+    assert got == plain_top(index, "caroline apple", 20, {k for k in docs if k % 10})
+    assert len(asked) == len(set(asked)) < 60  # the first pass, not every match
+    assert len(plain_top(index, "caroline apple", 10_000, None)) > 1000
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 7, 100, 5000])
+def test_distinct_is_np_unique(size: int) -> None:
+    rng = np.random.default_rng(size)
+    for high in (3, 1000, 2**31 - 1):
+        slots = rng.integers(0, high, size).astype(np.int32)
+        got = _distinct(slots)
+        assert got.dtype == slots.dtype
+        assert np.array_equal(got, np.unique(slots))

@@ -547,12 +547,13 @@ class TextIndex:
     ) -> list[tuple[int, float]]:
         """Walk candidates best-first, asking ``allowed`` until ``k`` pass.
 
-        The first pass ranks only the best ``4k``; if too few of them pass,
-        all remaining candidates are ranked once and the walk continues, so
-        the answer is the exact top-``k`` among allowed documents.
+        The first pass ranks only the best ``k + k/4 + 16`` (enough when the
+        predicate rejects few, the usual case); if too few of them pass, the
+        next pass ranks 4x as many and the walk continues where it stopped,
+        so the answer is the exact top-``k`` among allowed documents.
         """
         out: list[tuple[int, float]] = []
-        for batch in self._ranked_batches(cand, scores, 4 * k, repeats):
+        for batch in self._ranked_batches(cand, scores, k + k // 4 + 16, repeats):
             for key, score in self._pairs(batch, scores):
                 if allowed(key):
                     out.append((key, score))
@@ -563,13 +564,17 @@ class TextIndex:
     def _ranked_batches(
         self, cand: np.ndarray, scores: np.ndarray, m: int, repeats: int
     ) -> Iterator[np.ndarray]:
-        """The best ``m`` distinct candidates, then (only if asked) all the rest, ranked."""
-        first = self._top(cand, scores, m, repeats)
-        yield first
-        distinct = _distinct(cand)
-        if len(first) < len(distinct):
-            rest = distinct[~np.isin(distinct, first)]
-            yield self._top(rest, scores, len(rest), 1)
+        """The best ``m`` distinct candidates, then (only if asked) the next ``3m``,
+        ``12m``... until none are left: each pass ranks the best ``4x`` as many and
+        yields the part not yielded yet (the ranking is a total order, so the
+        best ``m`` are a prefix of the best ``4m``)."""
+        done = 0
+        while True:
+            ranked = self._top(cand, scores, m, repeats)
+            yield ranked[done:]
+            if len(ranked) < m:
+                return
+            done, m = len(ranked), 4 * m
 
     def _pairs(self, slots: np.ndarray, scores: np.ndarray) -> list[tuple[int, float]]:
         keys = self._keys.arr[slots].tolist()
