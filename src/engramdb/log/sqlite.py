@@ -306,9 +306,8 @@ class SQLiteLog(EventLog):
             return row[0][0] or 0
         return self._head
 
-    def read(
-        self, after: int = 0, upto: int | None = None, *, chunk: int = 5000
-    ) -> Iterator[Event]:
+    def _rows_in_order(self, after: int, upto: int | None, chunk: int) -> Iterator[tuple[Any, ...]]:
+        """Event rows with ``after < seq <= upto`` in seq order, read ``chunk`` at a time."""
         end = self.head() if upto is None else upto
         pos = after
         while pos < end:
@@ -318,29 +317,24 @@ class SQLiteLog(EventLog):
             )
             if not rows:
                 return
-            for row in rows:
-                yield self._decode(row)
+            yield from rows
             pos = rows[-1][0]
+
+    def read(
+        self, after: int = 0, upto: int | None = None, *, chunk: int = 5000
+    ) -> Iterator[Event]:
+        for row in self._rows_in_order(after, upto, chunk):
+            yield self._decode(row)
 
     def read_raw(
         self, after: int = 0, upto: int | None = None, *, chunk: int = 5000
     ) -> Iterator[RawEvent]:
-        end = self.head() if upto is None else upto
-        pos = after
-        while pos < end:
-            rows = self._rows(
-                f"SELECT {_COLUMNS} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-                (pos, end, chunk),
+        for r in self._rows_in_order(after, upto, chunk):
+            yield RawEvent(
+                seq=r[0], id=r[1], namespace=r[2], stream=r[3], version=r[4], type=r[5],
+                schema=r[6], recorded_at=r[7], valid_from=r[8], valid_to=r[9],
+                payload=_as_bytes(r[10]), meta=_as_bytes(r[11]),
             )
-            if not rows:
-                return
-            for r in rows:
-                yield RawEvent(
-                    seq=r[0], id=r[1], namespace=r[2], stream=r[3], version=r[4], type=r[5],
-                    schema=r[6], recorded_at=r[7], valid_from=r[8], valid_to=r[9],
-                    payload=_as_bytes(r[10]), meta=_as_bytes(r[11]),
-                )
-            pos = rows[-1][0]
 
     def _integrity(self) -> list[str]:
         rows = self._rows("PRAGMA integrity_check", ())
