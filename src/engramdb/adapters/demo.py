@@ -104,10 +104,13 @@ def _walkthrough(mem: Memory, console: Console, *, quiet: bool) -> None:
     say("[bold]compressed index[/bold] (returned with recall: how the store's topics connect)")
     console.out(mem.index(max_tokens=200 if quiet else 600), highlight=False)
 
-    secret = mem.remember("Sam's door code is 4711", domain="people", session="s3")
+    secret_text = "Sam's door code is 4711"
+    secret = mem.remember(secret_text, domain="people", session="s3")
     mem.forget(secret.id, reason="user asked", agent="sam")
     redacted = mem.compact()
-    leaked = any(b"4711" in Path(f).read_bytes() for f in mem.files() if os.path.isfile(f))
+    # look for the sentence, not the bare digits: "4711" also turns up in hex ids and times
+    marker = secret_text.encode()
+    leaked = any(marker in Path(f).read_bytes() for f in mem.files() if os.path.isfile(f))
     say(f"[bold]forget[/bold]: redacted {redacted} event(s); marker on disk after compaction: "
         f"{'FOUND (bug!)' if leaked else 'gone'}; history keeps "
         f"{[e.type for e in mem.history(secret.id)]}")
