@@ -196,6 +196,30 @@ class TestSQLiteLog(LogContract):
             if os.path.exists(f):
                 assert secret.encode() not in Path(f).read_bytes(), f
 
+    def test_purge_waits_for_a_reader_and_never_claims_a_wal_it_could_not_empty(
+        self, make_log: MakeLog, tmp_path: Path
+    ) -> None:
+        log = make_log()
+        secret = "wal-secret-" + "z" * 40
+        log.append([created("a", secret), created("b", "public")])
+        log.redact([1])
+        other = sqlite3.connect(tmp_path / "log.db", isolation_level=None,
+                                check_same_thread=False)
+        other.execute("BEGIN")
+        other.execute("SELECT count(*) FROM events").fetchone()  # holds a read snapshot
+        log._conn.execute("PRAGMA busy_timeout=100")  # fail fast while the reader holds on
+        with pytest.raises(StoreLocked, match="write-ahead log"):
+            log._truncate_wal(attempts=2, pause=0.01)
+        log._conn.execute("PRAGMA busy_timeout=5000")
+        release = threading.Timer(0.2, lambda: other.execute("COMMIT"))
+        release.start()
+        log.purge()  # retries until the reader lets go
+        release.join()
+        other.close()
+        for f in log.files():
+            assert secret.encode() not in Path(f).read_bytes(), f
+        log.close()
+
     def test_not_a_database_is_corrupt(self, make_log: MakeLog, tmp_path: Path) -> None:
         path = tmp_path / "junk.db"
         path.write_bytes(os.urandom(8192))

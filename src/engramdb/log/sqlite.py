@@ -22,6 +22,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -262,9 +263,23 @@ class SQLiteLog(EventLog):
             raise ReadOnly(f"{self.path} is open read-only")
         with self._write_lock:
             self._close_readers()
-            self._q(lambda: self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+            self._truncate_wal()
             self._q(lambda: self._conn.execute("VACUUM"))
-            self._q(lambda: self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+            self._truncate_wal()
+
+    def _truncate_wal(self, *, attempts: int = 3, pause: float = 0.05) -> None:
+        """Checkpoint the WAL into the file and empty it. Each try waits for readers
+        up to the busy timeout (5 s); SQLite then reports (not raises) that a reader
+        blocked it and the WAL keeps old pages, so try again, then fail loudly
+        rather than claim the bytes are gone."""
+        for _ in range(attempts):
+            busy = self._q(lambda: self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+            if not busy or not busy[0]:
+                return
+            time.sleep(pause)
+        raise StoreLocked(
+            "could not empty the write-ahead log: another connection keeps reading it; "
+            "close other readers of the store and run compact again", path=self.path)
 
     def set_meta(self, key: str, value: str) -> None:
         with self._write_lock:
