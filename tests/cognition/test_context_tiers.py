@@ -13,16 +13,9 @@ from engramdb.cognition.tiers import ARCHIVAL, TierPolicy
 from engramdb.events import now_us
 from engramdb.recall.embed import HashingEmbedder
 
-DAY = 86_400 * 1_000_000
+from ._clock import DAY, FakeClock
+
 QUERY = "lighthouse keeper painted door"
-
-
-class FakeClock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
 
 
 @pytest.fixture

@@ -13,15 +13,7 @@ from engramdb.cognition import Query, QueryResult
 from engramdb.events import now_us
 from engramdb.recall.embed import HashingEmbedder
 
-DAY = 86_400 * 1_000_000
-
-
-class FakeClock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
+from ._clock import DAY, FakeClock
 
 
 @dataclass

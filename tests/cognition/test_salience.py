@@ -16,18 +16,7 @@ from engramdb.events.types import MEMORY_ACCESSED
 from engramdb.recall.embed import HashingEmbedder
 from engramdb.recall.engine import RecallWeights
 
-DAY = 86_400 * 1_000_000
-
-
-class FakeClock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, days: float) -> None:
-        self.now += int(days * DAY)
+from ._clock import FakeClock
 
 
 @pytest.fixture

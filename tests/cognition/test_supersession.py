@@ -15,6 +15,8 @@ from engramdb.cognition import FactIndex, Remembered
 from engramdb.events import EDGE_ADDED, NODE_CREATED, NODE_UPDATED, to_us
 from engramdb.recall.embed import HashingEmbedder
 
+from ._clock import FakeClock
+
 LIVES = {"subject": "Maya", "predicate": "lives_in"}
 
 
@@ -288,14 +290,6 @@ def test_facts_snapshot_of_the_older_format_is_rebuilt_from_the_log(tmp_path: Pa
         assert again.store.snapshots.rejected["facts"].startswith("restore failed")
         assert facts_state(again) == live
         assert again.remember("old format", attrs=LIVES).created is False
-
-
-class FakeClock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
 
 
 # -- random histories: incremental == full replay == snapshot + tail -------------
