@@ -28,6 +28,7 @@ from ..events import (
 )
 from ..projections import Edge, Node
 from ..recall.engine import SEQUENCE_REL
+from ..recall.when import parse_when
 from ..view import Reader, View, check_optional_str, check_str
 from ._base import _UNSET, FacadeBase, _attrs
 
@@ -249,17 +250,17 @@ class WriteOps(FacadeBase):
             raise InvalidInput("ingest_conversation takes a list of turns (dicts)")
         drafts: list[Draft] = []
         meta = self._meta(agent, source, session)
+        at = parse_when(at, label="at")
         for index, turn in enumerate(turns):
-            if not isinstance(turn, Mapping) or not isinstance(turn.get("text"), str):
-                raise InvalidInput(f"turn {index} needs a 'text' string")
-            speaker = turn.get("speaker")
+            text, speaker = _turn_fields(turn, index)
             attrs = {"session": session, "turn": index, **({"speaker": speaker} if speaker else {})}
             if turn.get("id") is not None:
                 attrs["dia_id"] = turn["id"]
             attrs.update(_attrs(turn.get("attrs")))
+            when = parse_when(turn["time"], label=f"turn {index} time") if "time" in turn else at
             drafts.append(self._created_draft(
-                f"{speaker}: {turn['text']}" if speaker else turn["text"], meta=meta,
-                kind="turn", domain=domain, attrs=attrs, valid_from=turn.get("time", at),
+                f"{speaker}: {text}" if speaker else text, meta=meta,
+                kind="turn", domain=domain, attrs=attrs, valid_from=when,
             ))
         links = [
             Draft(type=EDGE_ADDED, stream=edge_stream(a.stream, SEQUENCE_REL, b.stream),
@@ -269,3 +270,20 @@ class WriteOps(FacadeBase):
         ]
         events = self._append([*self._with_vectors(drafts), *links])
         return [self._nodes_get(e.stream, e.seq) for e in events if e.type == NODE_CREATED]
+
+
+_TURN_SHAPE = ("a turn is a dict with 'text' (or 'content') and optional 'speaker' (or 'role'),"
+               " 'id', 'time' and 'attrs'")
+
+
+def _turn_fields(turn: Any, index: int) -> tuple[str, str | None]:
+    """A turn's text and speaker, from ``{speaker, text}`` or ``{role, content}``."""
+    if not isinstance(turn, Mapping):
+        raise InvalidInput(f"turn {index} is not a dict: {_TURN_SHAPE}")
+    text = turn.get("text", turn.get("content"))
+    if not isinstance(text, str):
+        raise InvalidInput(f"turn {index} needs a 'text' (or 'content') string: {_TURN_SHAPE}")
+    speaker = turn.get("speaker", turn.get("role"))
+    if speaker is not None and not isinstance(speaker, str):
+        raise InvalidInput(f"turn {index}: 'speaker' / 'role' must be a string: {_TURN_SHAPE}")
+    return text, speaker or None

@@ -7,7 +7,7 @@ Every hit says which signals found it and at what rank and raw score, and
 carries the provenance of the event that wrote the version it returns.
 
 Cost (``engram bench recall``): per query the pool (``RecallWeights.pool``,
-200) of each search is fused in plain dicts; explanations, provenance and
+200, or k when larger) of each search is fused in plain dicts; explanations, provenance and
 ``Hit`` objects are built for the final k only, each candidate's node is
 looked up once, and without a filter the searches use the indexes' own
 liveness test (checked on their hits, re-run with the full test if one fails).
@@ -115,13 +115,14 @@ def recall(
     if unknown:
         raise InvalidQuery(f"unknown recall signals {sorted(unknown)}")
     at, ns = reader.seq, reader.namespace
+    pool = max(weights.pool, k)  # k=N can rank all it holds: each signal offers >= k
     live, ok = _liveness(reader._nodes.get, at, ns, accept)
     found: dict[str, dict[str, tuple[int, float]]] = {}  # signal -> id -> (rank, raw score)
     base: dict[str, float] = {}
     bare = accept is None  # no filter: the index's own liveness test, checked after
     if "text" in signals:
         ranked = _search(
-            lambda test: text.search(query, weights.pool, at=at, namespace=ns, accept=test),
+            lambda test: text.search(query, pool, at=at, namespace=ns, accept=test),
             bare, ok, live,
         )
         found["text"] = _add(base, "text", ranked, weights.text)
@@ -132,7 +133,7 @@ def recall(
         extra = {"domains": domains} if getattr(vectors, "supports_domains", False) else {}
         ranked = _search(
             lambda test: vectors.search(
-                qv, weights.pool, at=at, namespace=ns, accept=test, **extra
+                qv, pool, at=at, namespace=ns, accept=test, **extra
             ),
             bare, ok, live,
         )
