@@ -27,7 +27,18 @@ from .events import (
     from_us,
     to_us,
 )
-from .projections import OPEN, Adjacency, Bridge, CrossDomain, DomainIndex, Edge, Node, NodeState
+from .projections import (
+    OPEN,
+    SUPERSEDES,
+    Adjacency,
+    Bridge,
+    CrossDomain,
+    DomainIndex,
+    Edge,
+    Node,
+    NodeState,
+    is_superseded,
+)
 
 if TYPE_CHECKING:
     from .store import EventStore
@@ -86,27 +97,43 @@ class Reader:
         return node
 
     def find(self, name: str) -> Node:
-        """The live node named ``name`` (case-insensitive); of several, the one
-        changed most recently (as of this reader's seq)."""
+        """The current node named ``name`` (case-insensitive), as of this reader's seq.
+
+        Of several, the one changed most recently that no live memory supersedes.
+        When every node of that name is superseded, the memory that replaced the
+        latest of them (following the chain to the current one), so
+        ``remember("Maya lives in Berlin", name="Maya")`` then Lisbon with
+        ``supersedes=`` finds Lisbon, while a view from before the change finds Berlin."""
         at = self._at()
         key = check_str(name, "name").casefold()
-        node_id = self._nodes.by_name(self.namespace, name)
-        if node_id is not None:
-            node = self._nodes.get(node_id, at)
-            if _named(node, self.namespace, key):
-                assert node is not None
-                if at >= self._store.head:
-                    return node
-        if at < self._store.head:
-            # The name index is the present's: a past view looks at every node as it was.
-            best: Node | None = None
-            for other in self._nodes.ids():
-                node = self._nodes.get(other, at)
-                if _named(node, self.namespace, key) and (best is None or node.seq > best.seq):
-                    best = node
-            if best is not None:
-                return best
+        if at >= self._store.head:
+            named = [n for i in self._nodes.named(self.namespace, name)
+                     if _named(n := self._nodes.get(i, at), self.namespace, key)]
+        else:  # the name index is the present's: a past view looks at every node as it was
+            found = [n for i in self._nodes.ids()
+                     if _named(n := self._nodes.get(i, at), self.namespace, key)]
+            named = sorted(found, key=lambda n: n.seq, reverse=True)  # type: ignore[union-attr]
+        for node in named:
+            assert node is not None
+            if not is_superseded(self._nodes, self._adjacency, node.id, at):
+                return node
+        if named:
+            assert named[0] is not None
+            return self._replacement(named[0], at)
         raise NotFound(f"nothing named {name!r} in namespace {self.namespace!r}")
+
+    def _replacement(self, node: Node, at: int) -> Node:
+        """The current memory at the end of ``node``'s supersession chain (the
+        latest replacement at each step); ``node`` itself if the chain loops."""
+        seen = {node.id}
+        while True:
+            newer = [n for e in self._adjacency.edges(node.id, at, direction="in", rel=SUPERSEDES)
+                     if (n := self._nodes.get(e.src, at)) is not None and not n.forgotten
+                     and n.namespace == self.namespace and n.id not in seen]
+            if not newer:
+                return node
+            node = max(newer, key=lambda n: n.seq)
+            seen.add(node.id)
 
     def exists(self, node_id: str) -> bool:
         try:
@@ -128,12 +155,18 @@ class Reader:
     # -- graph -------------------------------------------------------------------
 
     def neighbors(
-        self, node_id: str, *, rel: str | None = None, direction: str = "out"
+        self, node_id: str, *, rel: str | None = None, direction: str = "out",
+        current: bool = True,
     ) -> list[Neighbor]:
-        """Nodes one typed edge away. ``direction`` is ``out``, ``in`` or ``both``."""
+        """Nodes one typed edge away. ``direction`` is ``out``, ``in`` or ``both``.
+
+        ``current`` (default) leaves out neighbours a live memory supersedes,
+        except across a ``supersedes`` edge itself (the way to the replaced fact);
+        ``current=False`` returns every live neighbour."""
         if direction not in ("out", "in", "both"):
             raise InvalidInput("direction must be 'out', 'in' or 'both'")
         check_optional_str(rel, "rel")
+        check_bool(current, "current")
         self.get(node_id)
         at = self._at()
         found = []
@@ -141,6 +174,10 @@ class Reader:
             other = edge.dst if edge.src == node_id else edge.src
             node = self._nodes.get(other, at)
             if node is not None and not node.forgotten and node.namespace == self.namespace:
+                if current and edge.rel != SUPERSEDES and is_superseded(
+                    self._nodes, self._adjacency, other, at
+                ):
+                    continue
                 found.append(Neighbor(edge, node))
         return found
 

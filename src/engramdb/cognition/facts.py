@@ -32,11 +32,10 @@ from msgspec import UNSET
 
 from ..errors import InvalidPayload
 from ..events import EDGE_ADDED, EDGE_REMOVED, NODE_CREATED, NODE_FORGOTTEN, NODE_UPDATED, Event
+from ..projections import SUPERSEDES
 
 __all__ = ["FactIndex", "FactReads", "SUPERSEDES", "content_key", "slot_of"]
 
-#: The relation from a newer memory to the one it replaces.
-SUPERSEDES = "supersedes"
 
 Slot = tuple[str, str, str]
 _STRIPES = 64

@@ -92,6 +92,17 @@ class NodeState:
                 continue
         return None
 
+    def named(self, namespace: str, name: str) -> list[str]:
+        """The ids of every live node called ``name`` (case-insensitive) in
+        ``namespace``, the most recently changed first."""
+        ids = self._names.get((namespace, name.casefold()))
+        while ids:
+            try:
+                return list(reversed(ids))
+            except RuntimeError:  # the writer reordered it meanwhile: look again
+                continue
+        return []
+
     def _index_name(self, old: Node | None, new: Node) -> None:
         key = (new.namespace, new.name.casefold()) if new.name and not new.forgotten else None
         if old is not None and old.name:

@@ -68,7 +68,17 @@ from ..events import (
     Event,
 )
 from ..events.types import ENRICHMENT_REVERTED, INDEX_ENRICHED
-from ..projections import OPEN, Adjacency, Bridge, CrossDomain, DomainIndex, Node, NodeState
+from ..projections import (
+    OPEN,
+    SUPERSEDES,
+    Adjacency,
+    Bridge,
+    CrossDomain,
+    DomainIndex,
+    Node,
+    NodeState,
+    is_superseded,
+)
 from .engine import SEQUENCE_REL, Hit
 
 __all__ = [
@@ -200,9 +210,13 @@ class _Ns(msgspec.Struct, kw_only=True):
     named: list[str] = []
     forgotten: dict[str, int] = {}  # forgotten node -> seq it was created at (0: never)
     epoch: int = 0
+    superseded: list[str] = []
 
 
-class _Snap(msgspec.Struct):
+class _Snap(msgspec.Struct, tag="index/2"):
+    """Format 2 keeps the memories ever superseded (format 1, untagged, did not:
+    it fails to decode, and the store replays the log)."""
+
     namespaces: dict[str, _Ns]
     enrichments: list[Enrichment]
 
@@ -214,6 +228,9 @@ class _Space:
     named: dict[str, None] = field(default_factory=dict)
     forgotten: dict[str, int] = field(default_factory=dict)
     epoch: int = 0  # bumped by each forget: cached renders of this namespace are stale
+    # memories a ``supersedes`` edge ever pointed at (whether one still does is
+    # asked of the core projections at the seq rendered)
+    superseded: dict[str, None] = field(default_factory=dict)
     enrichments: list[Enrichment] = field(default_factory=list)
 
     def key(self, at: int) -> int:
@@ -286,6 +303,8 @@ class IndexProjection:
                 space.named[event.stream] = None
         elif t == NODE_UPDATED and event.payload.name:
             space.named[event.stream] = None
+        elif t == EDGE_ADDED and event.payload.rel == SUPERSEDES:
+            space.superseded[event.payload.dst] = None
         elif t == NODE_FORGOTTEN and event.stream not in space.forgotten:
             versions = self._nodes.versions(event.stream)
             born = versions[0].seq if versions and versions[0].seq < event.seq else 0
@@ -385,7 +404,7 @@ class IndexProjection:
     def snapshot(self) -> bytes:
         spaces = {
             ns: _Ns(changes=s.changes.tobytes(), counts=s.counts.tobytes(), named=list(s.named),
-                    forgotten=dict(s.forgotten), epoch=s.epoch)
+                    forgotten=dict(s.forgotten), epoch=s.epoch, superseded=list(s.superseded))
             for ns, s in self._spaces.items()
         }
         return msgspec.msgpack.encode(_Snap(spaces, list(self._enrichments.values())))
@@ -400,6 +419,7 @@ class IndexProjection:
             space.named = dict.fromkeys(raw.named)
             space.forgotten = dict(raw.forgotten)
             space.epoch = raw.epoch
+            space.superseded = dict.fromkeys(raw.superseded)
         for e in sorted(snap.enrichments, key=lambda e: e.seq):
             self._space(e.namespace).enrichments.append(e)
             self._enrichments[e.id] = e
@@ -430,6 +450,11 @@ class _Renderer:
         self.at = at
         self.space = space
         self._labels: dict[str, str | None] = {}
+        # memories a live memory supersedes at this seq: the index shows current facts only
+        self.gone = {
+            i for i in list(space.superseded)
+            if self.node(i) is not None and is_superseded(proj._nodes, proj._adjacency, i, at)
+        }
 
     def node(self, node_id: str) -> Node | None:
         node = self.p._nodes.get(node_id, self.at)
@@ -452,9 +477,16 @@ class _Renderer:
 
     def render(self, budget: int) -> str:
         domains = self.p._domains.domains(self.ns, self.at)
-        bridges = self.p._cross.bridges(self.ns, self.at)
+        for node_id in self.gone:
+            node = self.node(node_id)
+            if node is not None and node.domain in domains:
+                domains[node.domain] -= 1
+                if not domains[node.domain]:
+                    del domains[node.domain]
+        bridges = [b for b in self.p._cross.bridges(self.ns, self.at)
+                   if b.src not in self.gone and b.dst not in self.gone]
         entities = self._entities(bridges)
-        memories = self.p.memories(self.ns, self.at)
+        memories = self.p.memories(self.ns, self.at) - len(self.gone)
         header = [
             f"# Memory index: {self.ns}",
             (f"{memories} memories, {len(entities)} named entities, {len(domains)} domains, "
@@ -482,7 +514,7 @@ class _Renderer:
             node = get(node_id, at)
             if node is None or node.forgotten or node.namespace != ns or not _clean(
                 node.name or "", 60
-            ):
+            ) or node_id in self.gone:
                 continue
             score = self._degree(node_id) + 2 * touching.get(node_id, 0)
             ranked.append((-score, -node.seq, node))
@@ -496,13 +528,16 @@ class _Renderer:
         return [
             e for e in self.p._adjacency.edges(node_id, self.at, direction="both")
             if e.rel != SEQUENCE_REL and e.namespace == self.ns
+            and e.src not in self.gone and e.dst not in self.gone
         ]
 
     def _degree(self, node_id: str) -> int:
         n = 0
         at, ns = self.at, self.ns
+        gone = self.gone
         for e in self.p._adjacency.edges(node_id, at, direction="both"):
-            if e.rel != SEQUENCE_REL and e.namespace == ns:
+            if e.rel != SEQUENCE_REL and e.namespace == ns and e.src not in gone \
+                    and e.dst not in gone:
                 n += 1
         return n
 
