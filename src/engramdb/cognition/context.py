@@ -91,7 +91,6 @@ from ..events import (
     Event,
     Meta,
     NodeForgotten,
-    check_stream,
     edge_stream,
     from_us,
     new_id,
@@ -108,6 +107,7 @@ from ..events.types import (
     ContextRebased,
     ContextStaged,
     StagedDraft,
+    check_memory_id,
 )
 from ..projections import Edge, Node
 from ..recall.engine import Hit, HitProvenance, compile_filters, recall
@@ -133,6 +133,7 @@ from .overlay import (
     OverlayText,
     OverlayVectors,
 )
+from .ownership import check_owned
 from .staging import MAX_NAME, ContextsProjection, OpenContext, StagedOp, context_stream
 from .supersession import current_only, reopen_drafts, replacing, supersedes_ids
 from .tiers import tiered_recall
@@ -298,6 +299,7 @@ class Context(Reader):
     def _stage(self, drafts: Sequence[Draft]) -> list[Event]:
         """Log one local operation (durably, privately) and fold it into the overlay."""
         self._sync()
+        check_owned(drafts, self.namespace, self._nodes.get)
         log = self._store.log
         staged, bases = [], {}
         for d in drafts:
@@ -361,7 +363,7 @@ class Context(Reader):
         """Stage a new memory (see :meth:`Memory.remember`); visible here at once.
         ``supersedes`` (ids visible here) replaces those memories as in
         :meth:`Memory.remember`; slots and duplicates are not detected here."""
-        node_id = check_stream(id) if id is not None else new_id()
+        node_id = check_memory_id(id) if id is not None else new_id()
         if self._store.log.stream_version(node_id) or self._local.versions.get(node_id):
             raise ConcurrencyConflict(f"a stream {node_id!r} already exists", stream=node_id)
         draft = self._mem._created_draft(
@@ -428,8 +430,9 @@ class Context(Reader):
         check_str(src, "src")
         check_str(dst, "dst")
         self._at()
-        if not any(e.dst == dst for e in self._adjacency.edges(src, rel=rel)):
-            raise NotFound(f"no edge {src} -{rel}-> {dst}")
+        if not any(e.dst == dst and e.namespace == self.namespace
+                   for e in self._adjacency.edges(src, rel=rel)):
+            raise NotFound(f"no edge {src[:80]} -{rel}-> {dst[:80]}")
         self._stage([Draft(
             type=EDGE_REMOVED, stream=edge_stream(src, rel, dst), namespace=self.namespace,
             payload=EdgeRemoved(src=src, rel=rel, dst=dst), meta=self._meta(agent, None, None),

@@ -17,7 +17,8 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from .model import Meta
+from ..errors import InvalidInput
+from .model import Meta, check_stream
 from .registry import Registry
 
 __all__ = [
@@ -49,6 +50,9 @@ __all__ = [
     "ENRICHMENT_REVERTED",
     "default_registry",
     "edge_stream",
+    "INTERNAL_PREFIXES",
+    "check_memory_id",
+    "touched_nodes",
     "StagedDraft",
     "ContextOpened",
     "ContextStaged",
@@ -257,6 +261,47 @@ class TierChanged(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
 def edge_stream(src: str, rel: str, dst: str) -> str:
     digest = hashlib.blake2b(f"{src}\x1f{rel}\x1f{dst}".encode(), digest_size=12).hexdigest()
     return f"edge:{digest}"
+
+
+#: The streams engramdb derives (the kind of each comes first): ``access:<namespace>``
+#: (batched reads), ``ctx:<namespace>|<name>`` (a context), ``edge:<digest>``,
+#: ``outcome:<digest>``, ``tier:<memory id>``, ``enrichment:<event id>`` and
+#: ``vectors.active``. A memory's chosen id never starts with one of these, so no
+#: tenant can name a stream another tenant's events will land on
+#: (tests/test_streams.py checks that every derived stream is covered).
+INTERNAL_PREFIXES = ("access:", "ctx:", "edge:", "enrichment:", "outcome:", "tier:", "vectors.")
+
+
+def check_memory_id(value: Any) -> str:
+    """A memory id a caller chose: a valid stream name outside the internal ones."""
+    node_id = check_stream(value)
+    if node_id.casefold().startswith(INTERNAL_PREFIXES):
+        raise InvalidInput(
+            f"invalid id {node_id[:80]!r}: ids starting with "
+            f"{', '.join(map(repr, INTERNAL_PREFIXES))} are reserved for engramdb's own streams",
+            id=node_id[:200],
+        )
+    return node_id
+
+
+def _field(payload: Any, name: str) -> Any:
+    return payload.get(name) if isinstance(payload, dict) else getattr(payload, name, None)
+
+
+def touched_nodes(event_type: str, stream: str, payload: Any) -> list[str]:
+    """The ids of the existing memories an event of ``event_type`` writes to or
+    about (a ``node.created`` names only its new stream: none)."""
+    if event_type in (NODE_UPDATED, NODE_FORGOTTEN, VECTOR_STORED):
+        return [stream]
+    if event_type in (EDGE_ADDED, EDGE_REMOVED):
+        return [_field(payload, "src"), _field(payload, "dst")]
+    if event_type in (OUTCOME_RECORDED, TIER_CHANGED):
+        return [_field(payload, "memory_id")]
+    if event_type == MEMORY_ACCESSED:
+        return [pair[0] for pair in _field(payload, "accesses") or ()]
+    if event_type == ENRICHMENT_EXTRACTED:
+        return [_field(payload, "memory"), *(_field(payload, "linked") or ())]
+    return []
 
 
 def default_registry() -> Registry:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from msgspec import UNSET
 
 from ..cognition.agent import Cognition
+from ..cognition.ownership import check_owned
 from ..cognition.prefetch import Prefetcher
 from ..cognition.staging import staged_redactions
 from ..cognition.tiers import TierState
@@ -25,11 +26,10 @@ from ..events import (
     Event,
     Meta,
     NodeUpdated,
-    check_stream,
     new_id,
     to_us,
 )
-from ..events.types import INDEX_ENRICHED, OUTCOME_RECORDED
+from ..events.types import INDEX_ENRICHED, OUTCOME_RECORDED, check_memory_id
 from ..projections import Node
 from ..recall.engine import RecallWeights
 from ..recall.index import IndexProjection
@@ -104,6 +104,8 @@ class FacadeBase(Reader):
     def _append(self, drafts: Sequence[Draft]) -> list[Event]:
         if getattr(self._store.log, "read_only", False):
             raise ReadOnly("this store is open read-only")
+        head = self._store.head
+        check_owned(drafts, self.namespace, lambda node_id: self._nodes.get(node_id, head))
         events = self._store.append(drafts)
         if self._models is not None:  # embed what raced a switch of model (see reembed)
             self._models.after_append(self._store, events)
@@ -121,7 +123,7 @@ class FacadeBase(Reader):
     ) -> Draft:
         if not isinstance(text, str):
             raise InvalidInput("text must be a string")
-        node_id = check_stream(id) if id is not None else new_id()
+        node_id = check_memory_id(id) if id is not None else new_id()
         for label, value in (("kind", kind), ("name", name), ("domain", domain)):
             if value is not None and not isinstance(value, str):
                 raise InvalidInput(f"{label} must be a string")

@@ -193,8 +193,9 @@ class WriteOps(FacadeBase):
         self._check_rel(rel)
         check_str(src, "src")
         check_str(dst, "dst")
-        if not any(e.dst == dst for e in self._adjacency.edges(src, self._at(), rel=rel)):
-            raise NotFound(f"no edge {src} -{rel}-> {dst}")
+        if not any(e.dst == dst and e.namespace == self.namespace
+                   for e in self._adjacency.edges(src, self._at(), rel=rel)):
+            raise NotFound(f"no edge {src[:80]} -{rel}-> {dst[:80]}")
         self._append([
             Draft(
                 type=EDGE_REMOVED, stream=edge_stream(src, rel, dst), namespace=self.namespace,

@@ -1,0 +1,175 @@
+"""Tenants are sealed on every write path: an id of another namespace answers
+exactly like an id that does not exist, and changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from engramdb import InvalidInput, Memory, NotFound
+from engramdb.events import Draft
+from engramdb.events.types import (
+    INTERNAL_PREFIXES,
+    OUTCOME_RECORDED,
+    TIER_CHANGED,
+    OutcomeRecorded,
+    TierChanged,
+)
+from engramdb.recall.embed import HashingEmbedder
+
+
+@pytest.fixture
+def two() -> Iterator[tuple[Memory, Memory, dict[str, str]]]:
+    """Namespace b holds two memories joined by an edge; a holds one of its own."""
+    with Memory.open(":memory:", embedder=HashingEmbedder(dim=32), namespace="a") as a:
+        b = a.namespaced("b")
+        x, y = b.remember("B's Maya"), b.remember("B's Acme")
+        b.relate(x.id, "knows", y.id)
+        mine = a.remember("A's own note")
+        yield a, b, {"x": x.id, "y": y.id, "mine": mine.id}
+
+
+def test_unrelate_of_another_namespaces_edge_is_not_found(two: Any) -> None:
+    """Regression (issue 9 item 1): a's unrelate removed b's edge."""
+    a, b, ids = two
+    head = a.seq
+    with pytest.raises(NotFound):
+        a.unrelate(ids["x"], "knows", ids["y"])
+    with a.context("plan") as ctx, pytest.raises(NotFound):
+        ctx.unrelate(ids["x"], "knows", ids["y"])
+    assert a.seq == head
+    assert [n.node.id for n in b.neighbors(ids["x"])] == [ids["y"]]
+
+
+WRITES: list[tuple[str, Callable[[Memory, dict[str, str]], Any]]] = [
+    ("update", lambda m, i: m.update(i["x"], text="hacked")),
+    ("forget", lambda m, i: m.forget(i["x"])),
+    ("relate src", lambda m, i: m.relate(i["x"], "r", i["mine"])),
+    ("relate dst", lambda m, i: m.relate(i["mine"], "r", i["x"])),
+    ("unrelate", lambda m, i: m.unrelate(i["x"], "knows", i["y"])),
+    ("supersedes", lambda m, i: m.remember("new", supersedes=i["x"])),
+    ("batch supersedes", lambda m, i: m.remember_many([{"text": "n", "supersedes": i["x"]}])),
+    ("record_outcome", lambda m, i: m.record_outcome(i["x"], "success")),
+    ("tier", lambda m, i: m.tier(i["x"])),
+    ("ctx update", lambda m, i: m.context("c").update(i["x"], text="hacked")),
+    ("ctx forget", lambda m, i: m.context("c").forget(i["x"])),
+    ("ctx relate", lambda m, i: m.context("c").relate(i["mine"], "r", i["x"])),
+    ("ctx unrelate", lambda m, i: m.context("c").unrelate(i["x"], "knows", i["y"])),
+    ("ctx supersedes", lambda m, i: m.context("c").remember("n", supersedes=i["x"])),
+    # the net under every path: drafts naming b's memory, appended as a's
+    ("tier move", lambda m, i: m._append([Draft(
+        type=TIER_CHANGED, stream="tier:" + i["x"], namespace="a",
+        payload=TierChanged(memory_id=i["x"], from_tier="short_term", to_tier="archival",
+                            reason="x"))])),
+    ("outcome", lambda m, i: m._append([Draft(
+        type=OUTCOME_RECORDED, stream="outcome:x", namespace="a",
+        payload=OutcomeRecorded(memory_id=i["x"], outcome="success"))])),
+    ("other namespace's draft", lambda m, i: m._append([Draft(
+        type=OUTCOME_RECORDED, stream="outcome:y", namespace="b",
+        payload=OutcomeRecorded(memory_id=i["x"], outcome="success"))])),
+]
+
+
+def _masked(error: Exception, ids: dict[str, str]) -> str:
+    text = str(error)
+    for value in ids.values():
+        text = text.replace(value, "?")
+    return text
+
+
+@pytest.mark.parametrize("write", [w for _, w in WRITES], ids=[n for n, _ in WRITES])
+def test_every_write_path_treats_another_namespaces_id_as_absent(
+    two: Any, write: Callable[[Memory, dict[str, str]], Any],
+) -> None:
+    a, b, ids = two
+    head, before = a.seq, (b.get(ids["x"]), b.neighbors(ids["x"]), b.outcomes(ids["x"]))
+    with pytest.raises(NotFound) as theirs:
+        write(a, ids)
+    absent = {**ids, "x": "0" * 32, "y": "1" * 32}
+    with pytest.raises(NotFound) as nothing:
+        write(a, absent)
+    # the same words as for an id that exists nowhere: nothing about b leaks
+    assert _masked(theirs.value, ids) == _masked(nothing.value, absent)
+    assert a.seq == head
+    assert (b.get(ids["x"]), b.neighbors(ids["x"]), b.outcomes(ids["x"])) == before
+    assert a.contexts() == []  # nothing was staged either
+
+
+def test_http_delete_of_another_namespaces_edge_is_404() -> None:
+    """Regression (issue 9 item 1) over HTTP: a's token deleted b's edge with a 200."""
+    from tests.adapters._http import make_env
+
+    for env in make_env():
+        b = env.mem.namespaced("b")
+        other = b.remember("B's other memory")
+        b.relate(env.ids["secret_b"], "knows", other.id)
+        head = env.mem.seq
+        r = env.call("DELETE", "/v1/namespaces/a/edges", as_="write_a", params={
+            "src": env.ids["secret_b"], "rel": "knows", "dst": other.id})
+        assert r.status_code == 404, r.text
+        assert r.json()["error"]["code"] == "not_found"
+        assert env.mem.seq == head
+        assert [n.node.id for n in b.neighbors(env.ids["secret_b"])] == [other.id]
+
+
+# -- item 2: no tenant can name a stream engramdb derives ---------------------------
+
+
+@pytest.mark.parametrize("prefix", INTERNAL_PREFIXES)
+def test_chosen_ids_cannot_claim_internal_streams(two: Any, prefix: str) -> None:
+    """Regression (issue 9 item 2): a could create ``tier:<b id>``, ``access:b``...
+    and b's later events landed on a's stream."""
+    a, _, ids = two
+    head = a.seq
+    for claim in (prefix + ids["x"], prefix + "b", (prefix + "b|plan").upper()):
+        for write in (lambda c: a.remember("squat", id=c),
+                      lambda c: a.remember_many([{"text": "squat", "id": c}]),
+                      lambda c: a.context("c").remember("squat", id=c)):
+            with pytest.raises(InvalidInput, match="reserved"):
+                write(claim)
+    assert a.seq == head and a.contexts() == []
+
+
+def test_http_refuses_a_reserved_id() -> None:
+    from tests.adapters._http import make_env
+
+    for env in make_env():
+        head = env.mem.seq
+        r = env.call("POST", "/v1/namespaces/a/memories", as_="write_a",
+                     json={"text": "squat", "id": "tier:" + env.ids["secret_b"]})
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["code"] == "invalid_input"
+        assert env.mem.seq == head
+
+
+def test_every_stream_engramdb_derives_is_reserved() -> None:
+    """The class, not the instances: after every kind of write, each stream in the
+    log is a memory's own (its ``node.created`` names it) or starts with a
+    reserved prefix, so no chosen id can ever be one of them."""
+    mem = Memory.open(":memory:", embedder=HashingEmbedder(dim=32), namespace="n",
+                      record_reads=True)
+    with mem:
+        x, y = mem.remember("Maya works at Acme"), mem.remember("Acme builds robots")
+        mem.relate(x.id, "knows", y.id)
+        mem.unrelate(x.id, "knows", y.id)
+        mem.remember("Maya moved", supersedes=x.id)
+        mem.record_outcome(y.id, "success", goal="g")
+        mem.get(y.id)
+        mem.flush_accesses()
+        mem.consolidate(now=y.created_at + 400 * 86_400_000_000)
+        with mem.context("plan") as ctx:
+            ctx.remember("staged")
+            ctx.commit()
+        mem.context("other").remember("dropped")
+        mem.context("other").discard()
+        mem.ingest_conversation([{"speaker": "a", "text": "hi"}, {"text": "yo"}], session="s")
+        mem.reembed(HashingEmbedder(dim=16))
+        events = list(mem.store.log.read())
+    nodes = {e.stream for e in events if e.type == "node.created"}
+    kinds = {e.type for e in events}
+    assert {"tier.changed", "memory.accessed", "outcome.recorded", "context.committed",
+            "vectors.model_activated", "edge.removed"} <= kinds
+    for e in events:
+        assert e.stream in nodes or e.stream.startswith(INTERNAL_PREFIXES), (e.type, e.stream)
