@@ -21,6 +21,9 @@ catches a missing memory::
     ├── Unauthorized(EngramError, PermissionError)    code=unauthorized       401
     ├── StoreLocked(EngramError, BlockingIOError)     code=store_locked       423
     ├── StoreClosed(EngramError, RuntimeError)        code=store_closed       503
+    ├── StoreUnavailable(EngramError, ConnectionError) code=store_unavailable 503
+    ├── StorageError(EngramError)                     code=storage_error      500
+    ├── NotYetApplied(EngramError, TimeoutError)      code=seq_not_applied    504
     ├── LlmError(EngramError)                         code=llm_error          502
     │   ├── LlmUnavailable                            code=llm_unavailable    503
     │   └── LlmBadOutput                              code=llm_bad_output     502
@@ -49,6 +52,9 @@ __all__ = [
     "Unauthorized",
     "StoreLocked",
     "StoreClosed",
+    "StoreUnavailable",
+    "StorageError",
+    "NotYetApplied",
     "LlmError",
     "LlmUnavailable",
     "LlmBadOutput",
@@ -152,6 +158,32 @@ class StoreClosed(EngramError, RuntimeError):
     code = "store_closed"
     status = 503
     exit_code = 7
+
+
+class StoreUnavailable(EngramError, ConnectionError):
+    """The storage server (PostgreSQL) cannot be reached or dropped the connection."""
+
+    code = "store_unavailable"
+    status = 503
+    exit_code = 12
+
+
+class StorageError(EngramError):
+    """The storage engine failed in a way engramdb has no more specific error for
+    (the engine's own message is kept in ``message``)."""
+
+    code = "storage_error"
+    status = 500
+    exit_code = 13
+
+
+class NotYetApplied(EngramError, TimeoutError):
+    """A read asked for ``min_seq`` and this process had not applied it in time;
+    ``details`` carry ``min_seq`` and the ``seq`` it is at."""
+
+    code = "seq_not_applied"
+    status = 504
+    exit_code = 14
 
 
 class LlmError(EngramError):

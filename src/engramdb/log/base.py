@@ -16,10 +16,17 @@ per backend, in ``tests/log/contract.py``):
   EMPTY log, validated and in one transaction, keeping every field — so
   export + import reproduces the log exactly.
 * ``verify`` reads everything back and lists what does not check out.
+
+Logs shared by several processes (SQLite files, PostgreSQL) run every write in
+:meth:`EventLog.writing`: the backend's cross-process write lock and one
+transaction. On entry the backend reads the storage's real head (another
+process may have committed since), so seqs stay dense and version checks see
+everyone's writes; :meth:`EventLog.refresh` does the same for followers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
@@ -91,6 +98,8 @@ class EventLog(ABC):
         self._versions: dict[str, int] = {}
         self._last_recorded = 0
         self._write_lock = threading.RLock()
+        self._write_depth = 0
+        self._known_head = -1  # the storage head last read in a transaction
 
     # -- writing ---------------------------------------------------------------
 
@@ -120,10 +129,66 @@ class EventLog(ABC):
             raise result
         return result
 
-    def append_groups(self, groups: Sequence[Sequence[Prepared]]) -> list[GroupResult]:
-        """Commit every group that passes its version checks, in one transaction."""
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the write lock (across processes where the backend is shared) for
+        one transaction: committed when the outermost block ends, rolled back if
+        it raises. Nested blocks join the outer one. On entry :meth:`head` is the
+        storage's real head."""
         with self._write_lock:
             self._check_open()
+            if self._write_depth:
+                self._write_depth += 1
+                try:
+                    yield
+                finally:
+                    self._write_depth -= 1
+                return
+            self._write_depth = 1
+            try:
+                self._begin()
+                try:
+                    yield
+                except BaseException:
+                    self._forget_cached()
+                    self._rollback()
+                    raise
+                try:
+                    self._commit()
+                except BaseException:
+                    self._forget_cached()
+                    raise
+            finally:
+                self._write_depth = 0
+
+    def _forget_cached(self) -> None:
+        """Drop what this object remembers of the storage (versions, head): the
+        next transaction reads it again."""
+        self._versions.clear()
+        self._known_head = -1
+
+    def _observed(self, head: int, last_recorded: int) -> None:
+        """Note the storage's head and last time as just read; when another process
+        moved the head, cached stream versions may be stale and are dropped."""
+        if head != self._known_head:
+            self._versions.clear()
+            self._known_head = head
+        self._last_recorded = max(self._last_recorded, last_recorded)
+
+    def refresh(self) -> int:
+        """The storage's committed head now, including other processes' commits
+        (a log nobody else writes just returns :meth:`head`)."""
+        return self.head()
+
+    def wait(self, after: int, timeout: float) -> int:
+        """Block until the storage's head passes ``after`` or ``timeout`` seconds
+        pass (woken by a notification where the backend has one, else polling);
+        return :meth:`refresh`."""
+        return self.refresh()
+
+    def append_groups(self, groups: Sequence[Sequence[Prepared]]) -> list[GroupResult]:
+        """Commit every group that passes its version checks, in one transaction."""
+        with self.writing():
             results: list[GroupResult] = []
             rows: list[tuple[Event, Prepared]] = []
             seq = self.head()
@@ -140,6 +205,7 @@ class EventLog(ABC):
                 self._write(rows)
                 self._versions.update(staged)
                 self._last_recorded = recorded
+                self._known_head = rows[-1][0].seq
             return results
 
     def _stage(
@@ -205,8 +271,7 @@ class EventLog(ABC):
 
     def redact(self, seqs: Iterable[int]) -> int:
         """Replace the payloads of events ``seqs`` with :class:`Redacted` markers."""
-        with self._write_lock:
-            self._check_open()
+        with self.writing():
             return self._redact(sorted(set(seqs)))
 
     def redacted_payload(self, type_name: str) -> tuple[Redacted, bytes]:
@@ -233,10 +298,9 @@ class EventLog(ABC):
         stream, times never going back, known type, payload and meta that decode);
         on any error nothing is written. One transaction. Returns the count.
         """
-        with self._write_lock:
-            self._check_open()
-            if getattr(self, "read_only", False):
-                raise ReadOnly("this log is open read-only")
+        if getattr(self, "read_only", False):
+            raise ReadOnly("this log is open read-only")
+        with self.writing():
             if self.head() != 0:
                 raise Conflict(f"import needs an empty store; this one holds {self.head()} events")
             versions: dict[str, int] = {}
@@ -369,6 +433,15 @@ class EventLog(ABC):
 
     @abstractmethod
     def _check_open(self) -> None: ...
+
+    def _begin(self) -> None:  # noqa: B027 - optional hooks of shared backends
+        """Open a write transaction under the cross-process lock; read the head."""
+
+    def _commit(self) -> None:  # noqa: B027
+        """Commit the transaction :meth:`_begin` opened."""
+
+    def _rollback(self) -> None:  # noqa: B027
+        """Roll back the transaction :meth:`_begin` opened."""
 
     # -- reading ---------------------------------------------------------------
 
