@@ -18,14 +18,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-import msgspec
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from ..errors import EngramError, InvalidInput, error_info
+from ..events import iso_time
 from ..memory import Memory
+from .wire import event_out, node_out, plain
 
 app = typer.Typer(
     name="engram",
@@ -49,6 +50,17 @@ NamespaceOpt = Annotated[
     str, typer.Option("--namespace", "-n", envvar="ENGRAM_NAMESPACE", help="Namespace to use.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ValidFromOpt = Annotated[str | None, typer.Option(
+    help="When it became true in the world: ISO 8601 (no offset: UTC) or µs.")]
+ValidToOpt = Annotated[str | None, typer.Option(
+    help="When it stopped being true: ISO 8601 (no offset: UTC) or µs.")]
+
+
+def _time(text: str | None) -> str | int | None:
+    """A time option: ISO 8601, or ASCII digits (with an optional minus) as µs."""
+    if text is not None and text.lstrip("-").isascii() and text.lstrip("-").isdigit():
+        return int(text)
+    return text
 
 
 def _embedder() -> Any:
@@ -73,7 +85,8 @@ def _open(store: str, namespace: str, *, read_only: bool = False) -> Iterator[Me
 
 
 def _dump(obj: Any) -> str:
-    return json.dumps(msgspec.to_builtins(obj), indent=2, default=str)
+    """JSON as every edge shows it: times ISO 8601 with offset, no raw bytes (.wire)."""
+    return json.dumps(plain(obj), indent=2)
 
 
 @app.command()
@@ -91,12 +104,15 @@ def remember(
     name: Annotated[str | None, typer.Option(help="Name, for entities.")] = None,
     source: Annotated[str | None, typer.Option(help="Where it came from.")] = None,
     agent: Annotated[str | None, typer.Option(help="Who is writing.")] = None,
+    valid_from: ValidFromOpt = None,
+    valid_to: ValidToOpt = None,
     store: StoreOpt = "memory.engram",
     namespace: NamespaceOpt = "default",
 ) -> None:
     """Store a memory and print its id."""
     with _open(store, namespace) as mem:
-        node = mem.remember(text, domain=domain, kind=kind, name=name, source=source, agent=agent)
+        node = mem.remember(text, domain=domain, kind=kind, name=name, source=source, agent=agent,
+                            valid_from=_time(valid_from), valid_to=_time(valid_to))
         console.print(node.id)
 
 
@@ -110,7 +126,7 @@ def get(
     """Print one memory as JSON (optionally as it was at --as-of)."""
     with _open(store, namespace, read_only=True) as mem:
         view = mem.as_of(as_of) if as_of else mem
-        console.print_json(_dump(view.get(memory_id)))
+        console.print_json(_dump(node_out(view.get(memory_id))))
 
 
 @app.command()
@@ -127,9 +143,9 @@ def recall(
     with _open(store, namespace, read_only=True) as mem:
         hits = mem.recall(query, k=k, as_of=as_of or None, domains=domain)
         if as_json:
-            console.print_json(_dump([{"id": h.id, "score": h.score, "text": h.text,
-                                       "signals": h.signals, "provenance": h.provenance}
-                                      for h in hits]))
+            from .cli_io import hits_json
+
+            console.print_json(_dump(hits_json(hits)))
             return
         table = Table("score", "id", "text", "signals")
         for h in hits:
@@ -147,12 +163,12 @@ def history(
     with _open(store, namespace, read_only=True) as mem:
         events = (mem.as_of(as_of) if as_of else mem).history(memory_id)
         if as_json:
-            console.print_json(_dump(events))
+            console.print_json(_dump([event_out(e) for e in events]))
             return
         table = Table("seq", "recorded", "type", "agent", "payload")
         for e in events:
             table.add_row(str(e.seq), e.recorded.isoformat(timespec="seconds"), e.type,
-                          e.meta.agent or "", json.dumps(msgspec.to_builtins(e.payload))[:80])
+                          e.meta.agent or "", json.dumps(plain(e.payload))[:80])
         console.print(table)
 
 
@@ -534,7 +550,7 @@ def token_list(store: StoreOpt = "memory.engram", as_json: JsonOpt = False) -> N
     """List tokens (ids, grants, expiry; never the tokens themselves)."""
     grants = _token_store(store).list()
     if as_json:
-        console.print_json(json.dumps([g.to_dict() for g in grants]))
+        console.print_json(_dump([_token_json(g) for g in grants]))
         return
     table = Table("id", "scope", "namespaces", "label", "created (UTC)", "expires (UTC)")
     for g in grants:
@@ -545,6 +561,14 @@ def token_list(store: StoreOpt = "memory.engram", as_json: JsonOpt = False) -> N
         )
         table.add_row(g.id, g.scope, escape(names), escape(g.label or ""), created, expires)
     console.print(table)
+
+
+def _token_json(grant: Any) -> dict[str, Any]:
+    out = grant.to_dict()  # times in seconds since the epoch
+    for key in ("created_at", "expires_at"):
+        if out.get(key) is not None:
+            out[key] = iso_time(round(out[key] * 1_000_000))
+    return out
 
 
 @token_app.command("revoke")

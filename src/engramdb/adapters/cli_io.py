@@ -17,20 +17,22 @@ from rich.table import Table
 from ..errors import CorruptStore
 from ..memory import Memory
 from .ingest import ingest_file
+from .wire import plain
 
 __all__ = ["hits_json", "run_check", "run_ingest", "show_as_of", "show_index"]
 
 
 def hits_json(hits: list[Any]) -> list[dict[str, Any]]:
+    """Recall hits as ``--json`` shows them (provenance times ISO 8601 with offset)."""
     return [
-        {"id": h.id, "score": h.score, "text": h.text, "signals": msgspec.to_builtins(h.signals),
-         "provenance": msgspec.to_builtins(h.provenance)}
+        {"id": h.id, "score": h.score, "text": h.text, "signals": plain(h.signals),
+         "provenance": plain(h.provenance)}
         for h in hits
     ]
 
 
 def _print_json(console: Console, obj: Any) -> None:
-    console.print_json(json.dumps(obj, default=str))
+    console.print_json(json.dumps(plain(obj)))
 
 
 def show_index(mem: Memory, console: Console, *, max_tokens: int | None, prose: bool,

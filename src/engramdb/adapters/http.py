@@ -27,7 +27,6 @@ served while a write commits.
 
 # No ``from __future__ import annotations``: FastAPI reads endpoint annotations at runtime.
 
-import dataclasses
 import json
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -78,6 +77,7 @@ from .http_models import (
     StatusOut,
     UpdateRequest,
 )
+from .wire import event_out, node_out, plain
 
 __all__ = ["DEFAULT_MAX_BODY", "BodyLimit", "check_serve_config", "create_app", "is_loopback",
            "serve"]
@@ -386,12 +386,7 @@ def _page(mem: Memory, as_of: str | None, cursor: str | None, limit: int,
             "next_cursor": f"{reader.seq}.{end}" if end < len(found) else None}
 
 
-def _node(node: Any) -> dict[str, Any]:
-    return msgspec.structs.asdict(node)
-
-
-def _event(event: Any) -> dict[str, Any]:
-    return msgspec.to_builtins(event)  # type: ignore[no-any-return]
+_node, _event = node_out, event_out  # times as ISO 8601 with offset (see .wire)
 
 
 @_reads.get("/memories/{memory_id}", response_model=NodeOut, summary="Get a memory")
@@ -424,7 +419,7 @@ def provenance(mem: Mem, memory_id: MemoryId,
                field: Annotated[str, Query(max_length=256, description="text, name, domain,"
                                            " kind or attrs.<key>")] = "text",
                as_of: AsOf = None) -> dict[str, Any]:
-    return dataclasses.asdict(_reader(mem, as_of).provenance(memory_id, field))
+    return _plain(_reader(mem, as_of).provenance(memory_id, field))
 
 
 @_reads.get("/memories/{memory_id}/neighbors", response_model=Page[NeighborOut],
@@ -458,7 +453,7 @@ def _hit(hit: Any) -> dict[str, Any]:
     prov = hit.provenance
     return {"id": hit.id, "score": hit.score, "text": hit.text, "node": _node(hit.node),
             "signals": hit.signals,
-            "provenance": None if prov is None else dataclasses.asdict(prov)}
+            "provenance": None if prov is None else _plain(prov)}
 
 
 @_reads.get("/domains", response_model=Page[DomainOut], summary="Domains and their sizes")
@@ -489,10 +484,9 @@ def salience(mem: Mem, memory_id: MemoryId) -> dict[str, Any]:
 
 
 def _plain(obj: Any) -> dict[str, Any]:
-    """A dataclass or struct from the cognition layer as JSON-ready builtins."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        obj = dataclasses.asdict(obj)
-    return msgspec.to_builtins(obj)  # type: ignore[no-any-return]
+    """A dataclass or struct from the cognition layer as JSON-ready builtins (datetimes
+    as ISO 8601 with offset)."""
+    return plain(obj)  # type: ignore[no-any-return]
 
 
 @_reads.get("/stats", response_model=dict[str, Any], summary="Counts")

@@ -1,14 +1,15 @@
 """Request and response bodies of the HTTP API (Pydantic, so the OpenAPI schema is real).
 
-Times are given as a seq (integer) where a point in the log is meant (``as_of``)
-and as microseconds since the epoch or an ISO-8601 string where a point in the
-world is meant (``valid_from``, ``valid_to``, ``valid_at``). Responses report
-times as microseconds since the epoch, as the library does.
+A point in the log (``as_of``, ``seq``, an edge's ``start``/``end``) is a seq, an
+integer. A point in the world is ISO 8601: every response reports it with its UTC
+offset (``2026-03-01T14:30:00.123456+00:00``, the format MCP and ``engram ...
+--json`` use too), and every request takes an ISO-8601 string (an offset, or
+none for UTC) or, as before, an integer of microseconds since the epoch
+(``valid_from``, ``valid_to``, ``valid_at``, ``time``, ``at``, ``now``).
 """
 
 # No ``from __future__ import annotations``: FastAPI and Pydantic read these at runtime.
 
-from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,7 +54,15 @@ __all__ = [
 #: Integers the log can store (SQLite INTEGER / msgpack int64).
 Bound = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 Seq = Annotated[int, Field(ge=0, le=2**63 - 1)]
-Time = Bound | Annotated[str, Field(max_length=64)]
+Time = Annotated[
+    Bound | Annotated[str, Field(max_length=64)],
+    Field(description="ISO 8601 (e.g. 2026-03-01T14:30:00+01:00; no offset: UTC), or"
+                      " microseconds since the epoch.",
+          examples=["2026-03-01T14:30:00+00:00"]),
+]
+#: A time in a response: ISO 8601 with the UTC offset.
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"},
+                                 examples=["2026-03-01T14:30:00.123456+00:00"])]
 Short = Annotated[str, Field(max_length=256)]
 Text = Annotated[str, Field(max_length=1_000_000)]
 Scalar = str | Bound | float | bool | None
@@ -266,12 +275,12 @@ class NodeOut(BaseModel):
     name: str | None
     domain: str | None
     attrs: dict[str, Any]
-    created_at: int
-    updated_at: int
+    created_at: Timestamp
+    updated_at: Timestamp
     version: int
     seq: int
-    valid_from: int | None = None
-    valid_to: int | None = None
+    valid_from: Timestamp | None = None
+    valid_to: Timestamp | None = None
 
 
 class RememberOut(NodeOut):
@@ -322,11 +331,12 @@ class EventOut(BaseModel):
     version: int
     type: str
     schema_: int = Field(alias="schema")
-    recorded_at: int
-    payload: Any
+    recorded_at: Timestamp
+    payload: Any = Field(description="The event's content; a stored vector shows as its"
+                         " size, e.g. \"<1536 bytes>\" (the payload names model and dim).")
     meta: MetaOut
-    valid_from: int | None = None
-    valid_to: int | None = None
+    valid_from: Timestamp | None = None
+    valid_to: Timestamp | None = None
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
@@ -338,7 +348,7 @@ class ProvenanceOut(BaseModel):
     event_id: str
     seq: int
     type: str
-    recorded_at: datetime
+    recorded_at: Timestamp
     agent: str | None
     source: str | None
     session: str | None
@@ -347,7 +357,7 @@ class ProvenanceOut(BaseModel):
 class HitProvenanceOut(BaseModel):
     event_id: str
     seq: int
-    recorded_at: datetime
+    recorded_at: Timestamp
     agent: str | None
     source: str | None
     session: str | None

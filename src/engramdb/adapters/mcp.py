@@ -29,10 +29,8 @@ import functools
 import inspect
 import json
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import msgspec
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
@@ -42,6 +40,8 @@ from .. import __version__
 from ..errors import EngramError, Forbidden, InvalidInput, error_info
 from ..memory import Memory
 from .auth import TokenStore, auth_headers, bearer_grant, check_serve_config, is_loopback
+from .wire import iso as _iso
+from .wire import plain
 
 if TYPE_CHECKING:
     from ..projections import Node
@@ -151,12 +151,6 @@ class _Scope:
 # -- results --------------------------------------------------------------------
 
 
-def _iso(us: int | None) -> str | None:
-    if us is None:
-        return None
-    return datetime.fromtimestamp(us / 1_000_000, tz=UTC).isoformat()
-
-
 def _compact(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None and v != {}}
 
@@ -181,21 +175,10 @@ def _hit(hit: Hit) -> RESULT:
         "name": node.name, "domain": node.domain, "attrs": node.attrs,
         "valid_from": _iso(node.valid_from), "signals": signals,
         "provenance": None if prov is None else _compact({
-            "seq": prov.seq, "recorded_at": prov.recorded_at.isoformat(), "agent": prov.agent,
+            "seq": prov.seq, "recorded_at": plain(prov.recorded_at), "agent": prov.agent,
             "source": prov.source, "session": prov.session,
         }),
     })
-
-
-def _plain(value: Any) -> Any:
-    """JSON-able builtins, with raw bytes (stored vectors) reduced to their size."""
-    if isinstance(value, bytes):
-        return f"<{len(value)} bytes>"
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _event(event: Any) -> RESULT:
@@ -204,7 +187,7 @@ def _event(event: Any) -> RESULT:
         "seq": event.seq, "type": event.type, "recorded_at": _iso(event.recorded_at),
         "valid_from": _iso(event.valid_from), "valid_to": _iso(event.valid_to),
         "agent": meta.agent, "source": meta.source, "session": meta.session,
-        "payload": _plain(msgspec.to_builtins(event.payload, builtin_types=(bytes,))),
+        "payload": plain(event.payload),
     })
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -29,6 +29,9 @@ __all__ = [
     "now_us",
     "to_us",
     "from_us",
+    "iso_time",
+    "MIN_TIME_US",
+    "MAX_TIME_US",
     "check_namespace",
     "check_stream",
 ]
@@ -108,35 +111,66 @@ def now_us() -> int:
     return time.time_ns() // 1_000
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The times every edge can show as ISO 8601 (years 1 to 9999, UTC), in µs.
+MIN_TIME_US = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+MAX_TIME_US = (datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC) - _EPOCH) // timedelta(
+    microseconds=1)
+#: 400 Gregorian years, in µs: the calendar repeats after exactly 146,097 days.
+_CYCLE_US = 146_097 * 86_400 * 1_000_000
+
+
 def to_us(value: datetime | int | float | str | None) -> int | None:
-    """Microseconds since the epoch from a datetime, ISO string, or number."""
+    """Microseconds since the epoch from a datetime, ISO-8601 string (with or without
+    a UTC offset; none means UTC), or a number of microseconds. Times outside years
+    1 to 9999 are refused: no edge could show them as ISO 8601."""
     if value is None:
         return None
     if isinstance(value, bool):
         raise InvalidInput("a time must be a datetime, ISO string or microseconds")
-    if isinstance(value, int):
-        if not INT64_MIN <= value <= INT64_MAX:
-            raise InvalidInput(f"a time in microseconds must fit in 64 bits: {str(value)[:40]}")
-        return value
     if isinstance(value, float):
         if not INT64_MIN <= value < INT64_MAX:  # False for NaN too
             raise InvalidInput(f"not a time in microseconds: {value!r}")
-        return int(value)
+        value = int(value)
+    if isinstance(value, int):
+        if not MIN_TIME_US <= value <= MAX_TIME_US:
+            raise InvalidInput(f"a time in microseconds must lie in years 1 to 9999 UTC:"
+                               f" {str(value)[:40]}")
+        return value
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
         except ValueError as exc:
-            raise InvalidInput(f"not an ISO-8601 time: {value!r}") from exc
+            raise InvalidInput(f"not an ISO-8601 time: {value[:80]!r}") from exc
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        delta = value - datetime(1970, 1, 1, tzinfo=UTC)
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        try:
+            us = (value - _EPOCH) // timedelta(microseconds=1)
+        except OverflowError:  # an offset pushed it past year 1 or 9999
+            raise InvalidInput(f"a time must lie in years 1 to 9999 UTC: {value!r}") from None
+        if not MIN_TIME_US <= us <= MAX_TIME_US:
+            raise InvalidInput(f"a time must lie in years 1 to 9999 UTC: {value!r}")
+        return us
     raise InvalidInput(f"not a time: {value!r}")
 
 
 def from_us(us: int) -> datetime:
-    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+    """The UTC datetime of ``us`` microseconds since the epoch, exactly (no float)."""
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def iso_time(us: int) -> str:
+    """``us`` as ISO 8601 with its UTC offset, e.g. ``2026-03-01T14:30:00.123456+00:00``:
+    the one format every edge (HTTP, CLI JSON, MCP) shows times in. ``to_us`` reads it
+    back exactly. A time stored before years were bounded that lies outside 1-9999
+    is shown with an expanded, signed year (``+012345-...``), as ISO 8601 allows."""
+    if MIN_TIME_US <= us <= MAX_TIME_US:
+        return from_us(us).isoformat()
+    cycles = (us - MIN_TIME_US) // _CYCLE_US
+    shifted = from_us(us - cycles * _CYCLE_US)
+    text = shifted.isoformat()
+    return f"{shifted.year + 400 * cycles:+07d}{text[text.index('-', 1):]}"
 
 
 def check_namespace(namespace: Any) -> str:
