@@ -12,10 +12,13 @@ catches a missing memory::
     │   ├── InvalidPayload                            code=invalid_payload    422
     │   ├── PayloadTooLarge                           code=payload_too_large  413
     │   ├── InvalidNamespace                          code=invalid_namespace  422
-    │   └── InvalidQuery                              code=invalid_query      422
+    │   ├── InvalidQuery                              code=invalid_query      422
+    │   └── InvalidStorePath                          code=invalid_store_path 422
     ├── NotFound(EngramError, KeyError)               code=not_found          404
     ├── Conflict(EngramError)                         code=conflict           409
-    │   └── ConcurrencyConflict                       code=version_conflict   409
+    │   ├── ConcurrencyConflict                       code=version_conflict   409
+    │   └── TargetExists(Conflict, FileExistsError)   code=target_exists      409
+    │       └── TargetIsStore                         code=target_is_store    409
     ├── ReadOnly(EngramError, PermissionError)        code=read_only          403
     ├── Forbidden(EngramError, PermissionError)       code=forbidden          403
     ├── Unauthorized(EngramError, PermissionError)    code=unauthorized       401
@@ -44,9 +47,12 @@ __all__ = [
     "PayloadTooLarge",
     "InvalidNamespace",
     "InvalidQuery",
+    "InvalidStorePath",
     "NotFound",
     "Conflict",
     "ConcurrencyConflict",
+    "TargetExists",
+    "TargetIsStore",
     "ReadOnly",
     "Forbidden",
     "Unauthorized",
@@ -106,6 +112,13 @@ class InvalidQuery(InvalidInput):
     code = "invalid_query"
 
 
+class InvalidStorePath(InvalidInput):
+    """No store can live at this path (empty, a directory, not a store file, not
+    writable); nothing was created."""
+
+    code = "invalid_store_path"
+
+
 class NotFound(EngramError, KeyError):
     code = "not_found"
     status = 404
@@ -122,6 +135,19 @@ class ConcurrencyConflict(Conflict):
     """An append named an ``expected_version`` that is no longer the stream's."""
 
     code = "version_conflict"
+
+
+class TargetExists(Conflict, FileExistsError):
+    """A file is already where an export would be written (``overwrite=True`` /
+    ``--force`` replaces an earlier export)."""
+
+    code = "target_exists"
+
+
+class TargetIsStore(TargetExists):
+    """An export would replace a store's file: refused, whatever ``overwrite`` says."""
+
+    code = "target_is_store"
 
 
 class ReadOnly(EngramError, PermissionError):

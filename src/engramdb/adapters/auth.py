@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from ..errors import CorruptStore, Forbidden, InvalidInput, NotFound, Unauthorized
 from ..events import check_namespace
+from ..store.files import check_store_name
 
 __all__ = ["ALL_NAMESPACES", "Grant", "TokenStore", "auth_headers", "bearer_grant",
            "check_serve_config", "is_loopback", "parse_duration", "tokens_path"]
@@ -75,7 +76,10 @@ class Grant:
 
 def tokens_path(store_path: str) -> str | None:
     """Where a store's tokens live (None for an in-memory store)."""
-    return None if store_path == ":memory:" else os.fspath(store_path) + ".tokens"
+    if store_path == ":memory:":
+        return None
+    check_store_name(os.fspath(store_path))  # "" would put ".tokens" in the working dir
+    return os.fspath(store_path) + ".tokens"
 
 
 def parse_duration(text: str) -> float:

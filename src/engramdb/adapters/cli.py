@@ -264,12 +264,15 @@ def export(
     path: Annotated[str, typer.Argument(help="Parquet file to write.")],
     include_forgotten: Annotated[bool, typer.Option(
         help="Also write forgotten content not yet compacted (default: redacted).")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an earlier export at PATH (never a store).")] = False,
     store: StoreOpt = "memory.engram",
 ) -> None:
     """Write the whole event log (every namespace) to Parquet, losslessly
-    (forgotten content is written redacted, as `compact` would leave it)."""
+    (forgotten content is written redacted, as `compact` would leave it).
+    Never overwrites a store; an existing export only with --force."""
     with _open(store, "default", read_only=True) as mem:
-        count = mem.export_events(path, include_forgotten=include_forgotten)
+        count = mem.export_events(path, include_forgotten=include_forgotten, overwrite=force)
         console.print(f"exported {count} events to {escape(path)}")
 
 

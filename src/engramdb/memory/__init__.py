@@ -38,7 +38,7 @@ from ..cognition.tiers import (
     namespaces_with_memories,
     tiers_projection,
 )
-from ..errors import InvalidInput, NotFound
+from ..errors import EngramError, InvalidInput, InvalidStorePath
 from ..events import Registry, check_namespace
 from ..log import EventLog, MemoryLog, SQLiteLog
 from ..projections import core_projections
@@ -47,6 +47,7 @@ from ..recall.index import IndexProjection
 from ..recall.models import VectorModels
 from ..recall.projections import TextProjection
 from ..store import EventStore, Projection
+from ..store.files import check_store_path
 from ._cognition import CognitionOps
 from ._recall import RecallOps
 from ._store_ops import StoreOps
@@ -136,10 +137,15 @@ class Memory(WriteOps, RecallOps, CognitionOps, StoreOps):
                 raise InvalidInput("an in-memory store cannot be opened read-only")
             log = MemoryLog(registry)
         else:
-            parent = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(parent):
-                raise NotFound(f"directory {parent} does not exist", path=path)
-            log = SQLiteLog(path, durability=durability, read_only=read_only, registry=registry)
+            check_store_path(path, read_only=read_only)  # creates nothing if it refuses
+            try:
+                log = SQLiteLog(path, durability=durability, read_only=read_only,
+                                registry=registry)
+            except EngramError:
+                raise
+            except OSError as exc:  # e.g. the lock file cannot be created there
+                raise InvalidStorePath(f"cannot open a store at {path}: {exc.strerror or exc}",
+                                       path=path) from None
             snapshot_dir = path + ".snapshots"
         try:
             store = EventStore(log, snapshot_dir=snapshot_dir, snapshot_every=snapshot_every)

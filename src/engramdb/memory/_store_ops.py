@@ -25,7 +25,8 @@ class StoreOps(FacadeBase):
     :class:`~engramdb.memory.Memory`)."""
 
     def export_events(
-        self, path: str | os.PathLike[str], *, include_forgotten: bool = False
+        self, path: str | os.PathLike[str], *, include_forgotten: bool = False,
+        overwrite: bool = False,
     ) -> int:
         """Write the whole event log (every namespace) to a Parquet file, losslessly;
         returns the number of events. Needs the ``parquet`` extra (pyarrow).
@@ -34,8 +35,18 @@ class StoreOps(FacadeBase):
         events a forget covers are written as the redaction markers
         :meth:`compact` would leave, so the file holds what the store holds
         after compaction (same seqs, ids and times; the content is gone).
+
+        An export never replaces a store: a file of this store (by name, symlink
+        or hard link) or any SQLite database at ``path`` is
+        :class:`~engramdb.errors.TargetIsStore`; any other existing file is
+        :class:`~engramdb.errors.TargetExists` unless ``overwrite``.
         """
+        from ..store.files import check_export_target
         from ..store.parquet import write_events
+
+        path = os.fspath(path)
+        check_export_target(path, store_path=getattr(self._store.log, "path", None),
+                            overwrite=overwrite)
 
         head = self._store.head
         raw = self._store.log.read_raw(upto=head)

@@ -18,6 +18,7 @@ pyarrow is the ``parquet`` extra (``pip install 'engramdb[parquet]'``).
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -78,7 +79,10 @@ def write_events(
     pa = _pyarrow()
     path = os.fspath(path)
     schema = _schema(pa, metadata)
-    tmp = f"{path}.tmp"
+    # a fresh name beside the target: never an existing file (``PATH.tmp`` could be one)
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
+                               dir=os.path.dirname(os.path.abspath(path)))
+    os.close(fd)
     count = 0
     try:
         with pa.parquet.ParquetWriter(tmp, schema, compression="zstd") as writer:
