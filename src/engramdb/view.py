@@ -8,7 +8,8 @@ call always sees one consistent state, however many events land meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ import msgspec
 from .errors import InvalidInput, NotFound
 from .events import (
     EDGE_ADDED,
+    EDGE_REMOVED,
     NODE_CREATED,
     NODE_FORGOTTEN,
     NODE_UPDATED,
@@ -27,6 +29,7 @@ from .events import (
     from_us,
     to_us,
 )
+from .events.types import OUTCOME_RECORDED, TIER_CHANGED
 from .projections import (
     OPEN,
     SUPERSEDES,
@@ -43,8 +46,15 @@ from .projections import (
 if TYPE_CHECKING:
     from .store import EventStore
 
-__all__ = ["Reader", "View", "Neighbor", "Provenance", "parse_seq", "resolve_seq",
+__all__ = ["Reader", "View", "Neighbor", "Provenance", "TIMELINE_TYPES", "parse_seq",
+           "resolve_seq",
            "check_str", "check_optional_str", "check_bool", "check_strs", "check_mapping"]
+
+
+#: The events :meth:`Reader.timeline` lists: what happened to memories and edges
+#: (not vectors, read counts, index prose or contexts' private staging).
+TIMELINE_TYPES = (NODE_CREATED, NODE_UPDATED, NODE_FORGOTTEN, EDGE_ADDED, EDGE_REMOVED,
+                  TIER_CHANGED, OUTCOME_RECORDED, REDACTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +222,44 @@ class Reader:
             else e
             for e in events
         ]
+
+    def timeline(
+        self, *, after: int = 0, limit: int = 100, types: Sequence[str] | None = None,
+        newest: bool = False,
+    ) -> list[Event]:
+        """This namespace's events with a seq in ``(after, seq]`` (``seq``: this
+        reader's), oldest first, at most ``limit`` of them: the first ones, or with
+        ``newest=True`` the last ones. Only :data:`TIMELINE_TYPES` (or the subset
+        ``types``) are listed; whatever concerns a forgotten memory is masked as in
+        :meth:`history`. Reads the log from ``after`` on: keep windows small."""
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise InvalidInput("after must be a seq (an integer >= 0)")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise InvalidInput("limit must be an integer from 1 to 10000")
+        wanted = set(TIMELINE_TYPES if types is None else check_strs(types, "types"))
+        if not wanted or not wanted <= set(TIMELINE_TYPES):
+            raise InvalidInput(f"types must be some of {', '.join(TIMELINE_TYPES)}")
+        check_bool(newest, "newest")
+        found: deque[Event] = deque(maxlen=limit if newest else None)
+        for event in self._store.log.read(after=after, upto=self._at()):
+            if event.namespace != self.namespace or event.type not in wanted:
+                continue
+            if event.type == REDACTED and event.payload.was not in wanted:
+                continue  # what compaction left of a vector or a read count
+            found.append(event)
+            if not newest and len(found) == limit:
+                break
+        return [_mask(e) if self._concerns_forgotten(e) else e for e in found]
+
+    def _concerns_forgotten(self, event: Event) -> bool:
+        if event.type in (NODE_FORGOTTEN, REDACTED):
+            return False
+        p = event.payload
+        if event.type in (EDGE_ADDED, EDGE_REMOVED):
+            return self._forgotten(p.src) or self._forgotten(p.dst)
+        if event.type in (TIER_CHANGED, OUTCOME_RECORDED):
+            return self._forgotten(p.memory_id)
+        return self._forgotten(event.stream)
 
     def _forgotten(self, node_id: str) -> bool:
         latest = self._nodes.get(node_id, OPEN)

@@ -514,6 +514,42 @@ def serve(
                    log_level=log_level, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
 
 
+@app.command("ui")
+def ui_command(
+    store: StoreOpt = "memory.engram",
+    namespace: NamespaceOpt = "default",
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free one).")] = 0,
+    open_browser: Annotated[bool, typer.Option(
+        "--open", help="Also open the address in a web browser.")] = False,
+    demo: Annotated[bool, typer.Option(
+        "--demo", help="Explore a fresh copy of the `engram demo` data (namespace demo)"
+        " in a temporary store instead of --store.")] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Explore a local store in the browser: serves /ui on loopback and prints its address."""
+    import io
+    import shutil
+    import tempfile
+
+    from .ui import run_local
+
+    tmp = tempfile.mkdtemp(prefix="engram-ui-") if demo else None
+    try:
+        if tmp is not None:
+            from .demo import run_demo
+
+            store, namespace = os.path.join(tmp, "demo.engram"), "demo"
+            run_demo(Console(file=io.StringIO()), store=store, quiet=True)
+        with Memory.open(store, embedder=_embedder()) as mem:
+            mem.configure_working()  # recall with an agent shows what prefetch expects next
+            run_local(mem, namespace=namespace, port=port, log_level=log_level,
+                      open_browser=open_browser,
+                      announce=lambda url: typer.echo(f"engram explorer at {url}"))
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _token_store(store: str) -> Any:
     from .auth import TokenStore, tokens_path
 

@@ -123,6 +123,9 @@ def create_app(
     app.include_router(writes, prefix=prefix, dependencies=security, tags=["cognition"])
     app.include_router(_admin, prefix="/v1/admin", dependencies=security, tags=["admin"])
     app.include_router(_health)
+    from .ui import mount as mount_ui  # the explorer at /ui and the reads it adds
+
+    mount_ui(app, prefix=prefix, security=security)
     return app
 
 

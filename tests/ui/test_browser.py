@@ -1,0 +1,185 @@
+"""The explorer in a real browser (headless Chromium) against a real ``engram serve``
+holding the demo data: recall with signals, provenance of a clicked node, the timeline
+back to "Maya lives in Berlin", forgetting, a read-only token, a wrong token. Each test
+saves a screenshot in its tmp dir."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.ui.conftest import DemoServer
+
+TIMEOUT = 20_000  # ms: what the page gets to show something (first loads embed a query)
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT)
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield tab
+    finally:
+        context.close()
+    assert not errors, errors  # no uncaught script error on any page
+
+
+def _open(page: Any, server: DemoServer, token: str | None = "write") -> None:
+    page.goto(server.url(server.tokens.get(token, token) if token else None))
+    page.wait_for_selector("#app:not([hidden])")
+    page.wait_for_function("() => window.explorer && window.explorer.cy"
+                           " && window.explorer.cy.nodes().length > 0")
+
+
+def _click_node(page: Any, name: str) -> None:
+    """A real mouse click on the graph node labelled ``name`` (cytoscape draws on a canvas)."""
+    x, y = page.evaluate(
+        """(name) => {
+             const n = window.explorer.cy.nodes().filter(n => n.data('label') === name)[0];
+             const p = n.renderedPosition(); return [p.x, p.y]; }""", name)
+    box = page.locator("#graph").bounding_box()
+    page.mouse.click(box["x"] + x, box["y"] + y)
+
+
+def _maya_update_seq(server: DemoServer) -> tuple[int, int]:
+    """The seq of Maya's creation and of the update that moved her to Lisbon."""
+    maya = server.api("GET", "/v1/namespaces/demo/find", params={"name": "Maya"}).json()
+    history = server.api("GET", f"/v1/namespaces/demo/memories/{maya['id']}/history").json()
+    seqs = [e["seq"] for e in history["items"] if e["type"].startswith("node.")]
+    return seqs[0], seqs[-1]
+
+
+def test_recall_shows_hits_with_the_signals_that_found_them(
+        page: Any, demo_server: DemoServer, shot_dir: Path) -> None:
+    _open(page, demo_server)
+    page.fill("#query", "Why did the staging deploy fail?")
+    page.press("#query", "Enter")
+    page.wait_for_selector("#hits li .signal")
+    hits = page.locator("#hits li")
+    assert hits.count() >= 2
+    first = hits.first.inner_text()
+    assert "migration" in first.lower() or "staging" in first.lower(), first
+    signals = hits.first.locator(".signal").all_inner_texts()
+    assert any(re.match(r"(vector|text) rank \d+ · score [\d.]+", s) for s in signals), signals
+    assert "people" in page.inner_text("#index") or "chat" in page.inner_text("#index")
+    page.screenshot(path=str(shot_dir / "recall.png"))
+
+
+def test_clicking_a_node_shows_its_provenance_and_versions(
+        page: Any, demo_server: DemoServer, shot_dir: Path) -> None:
+    _open(page, demo_server)
+    page.select_option("#graph-domain", "people")
+    page.wait_for_function("() => window.explorer.cy.nodes().some(n => n.data('label') === 'Maya')")
+    _click_node(page, "Maya")
+    page.wait_for_selector("#provenance tr")
+    assert page.inner_text("#selected-text") == "Maya lives in Lisbon"
+    prov = page.inner_text("#provenance")
+    city = [line for line in prov.split("\n") if "extractor" in line and "s3" in line]
+    assert "attrs.city" in prov and city, prov
+    assert "sample_conversation.json#s3:1" in prov  # the source of the update
+    page.wait_for_selector("#versions li >> nth=1")
+    versions = page.inner_text("#versions")
+    assert "Maya lives in Berlin" in versions and "Maya lives in Lisbon" in versions
+    assert page.locator("#versions del").first.inner_text() != ""  # a diff, before → after
+    page.screenshot(path=str(shot_dir / "provenance.png"))
+
+
+def test_dragging_the_timeline_back_shows_maya_in_berlin_again(
+        page: Any, demo_server: DemoServer, shot_dir: Path) -> None:
+    created, moved = _maya_update_seq(demo_server)
+    _open(page, demo_server)
+    page.select_option("#graph-domain", "people")
+    page.wait_for_function("() => window.explorer.cy.nodes().some(n => n.data('label') === 'Maya')")
+    _click_node(page, "Maya")
+    page.wait_for_function("() => document.querySelector('#selected-text')"
+                           "?.textContent === 'Maya lives in Lisbon'")
+    page.fill("#query", "Where does Maya live?")
+    page.press("#query", "Enter")
+    page.wait_for_selector("#hits li")
+    assert "Lisbon" in page.inner_text("#hits")
+    # drag the slider's thumb from the right end to a seq between Maya's creation and the move
+    slider = page.locator("#slider")
+    box = slider.bounding_box()
+    lo, hi = (int(slider.get_attribute(a)) for a in ("min", "max"))
+    target = (created + moved) // 2
+    thumb = 8  # half of Chromium's range thumb: the track runs from thumb to width - thumb
+    to_x = lambda seq: box["x"] + thumb + (box["width"] - 2 * thumb) * (seq - lo) / (hi - lo)  # noqa: E731
+    page.mouse.move(to_x(hi), box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(to_x(target), box["y"] + box["height"] / 2, steps=8)
+    page.mouse.up()
+    page.wait_for_function("() => document.querySelector('#selected-text')"
+                           "?.textContent === 'Maya lives in Berlin'")
+    seq = int(slider.input_value())
+    assert created <= seq < moved, (created, seq, moved)
+    assert "as of then" in page.inner_text("#point")
+    page.wait_for_function("() => document.querySelector('#hits').textContent.includes('Berlin')")
+    events = page.inner_text("#events")
+    assert "created Maya" in events and "updated Maya" not in events  # the window ends there
+    page.screenshot(path=str(shot_dir / "timeline.png"))
+    page.click("#to-now")
+    page.wait_for_function("() => document.querySelector('#selected-text')"
+                           "?.textContent === 'Maya lives in Lisbon'")
+
+
+def test_forgetting_a_memory_removes_it_everywhere(
+        page: Any, demo_server: DemoServer, shot_dir: Path) -> None:
+    _open(page, demo_server)
+    note = "The parking garage code changes every Monday"
+    page.fill("#remember-text", note)
+    page.fill("#remember-domain", "notes")
+    page.click("#remember-form button")
+    page.wait_for_function(
+        f"() => document.querySelector('#selected-text')?.textContent === {note!r}")
+    page.fill("#query", "parking garage code")
+    page.press("#query", "Enter")
+    page.wait_for_function(f"() => document.querySelector('#hits').textContent.includes({note!r})")
+    memory_id = page.evaluate("() => window.explorer.selected")
+    page.click("#forget")
+    dialog = page.locator("#confirm")
+    assert dialog.is_visible() and "compaction" in dialog.inner_text()
+    page.screenshot(path=str(shot_dir / "forget-confirm.png"))
+    page.click("#confirm-forget")
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('forgot')")
+    page.wait_for_selector("#forgotten")
+    page.wait_for_function(f"() => !document.querySelector('#hits').textContent.includes({note!r})")
+    page.wait_for_function("() => document.querySelector('#events').textContent.includes('forgot')")
+    assert note not in page.inner_text("body")
+    r = demo_server.api("GET", f"/v1/namespaces/demo/memories/{memory_id}")
+    assert r.status_code == 404
+    page.screenshot(path=str(shot_dir / "forgotten.png"))
+
+
+def test_a_read_only_token_sees_no_edit_controls(
+        page: Any, demo_server: DemoServer, shot_dir: Path) -> None:
+    _open(page, demo_server, "read")
+    assert "read token" in page.inner_text("#who")
+    for selector in ("[data-edit]", "#remember-form", "#forget", "#update-form", "#relate-form"):
+        assert page.locator(selector).count() == 0, selector
+    _click_node(page, page.evaluate("() => window.explorer.cy.nodes()[0].data('label')"))
+    page.wait_for_selector("#provenance")
+    assert page.locator("#forget").count() == 0 and page.locator("button.danger").count() == 0
+    page.fill("#query", "deploys")  # reading still works
+    page.press("#query", "Enter")
+    page.wait_for_selector("#hits li")
+    page.screenshot(path=str(shot_dir / "read-only.png"))
+
+
+def test_a_wrong_token_is_refused(page: Any, demo_server: DemoServer, shot_dir: Path) -> None:
+    page.goto(demo_server.url("eng_" + "w" * 43))
+    page.wait_for_selector("#login:not([hidden])")
+    assert "Refused" in page.inner_text("#login-error")
+    assert page.locator("#app").is_hidden()
+    assert page.evaluate("() => window.explorer.cy") is None  # nothing was loaded
+    page.screenshot(path=str(shot_dir / "refused.png"))
+    page.fill("#token", demo_server.tokens["read"])  # the sign-in form then opens it
+    page.click("#login-form button")
+    page.wait_for_selector("#app:not([hidden])")
+    assert "read token" in page.inner_text("#who")
