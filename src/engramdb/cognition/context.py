@@ -401,8 +401,8 @@ class Context(Reader):
                                              attrs=attrs, unset=unset)
         draft = Draft(
             type=NODE_UPDATED, stream=current.id, namespace=self.namespace, payload=payload,
-            meta=self._meta(agent, source, session), valid_from=to_us(valid_from),
-            valid_to=to_us(valid_to),
+            meta=self._meta(agent, source, session),
+            **self._mem._validity(valid_from, valid_to, current),
         )
         self._stage(self._mem._with_vectors([draft]))
         return self._node(current.id)

@@ -97,8 +97,8 @@ class TierPolicy:
     def __post_init__(self) -> None:
         for name in ("short_term_days", "archive_after_days", "archive_below", "restore_above"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise InvalidInput(f"TierPolicy.{name} must be a number >= 0")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise InvalidInput(f"TierPolicy.{name} must be a number >= 0")  # NaN too
         floor = self.fallback_floor
         if isinstance(floor, bool) or not isinstance(floor, (int, float)) or floor != floor:
             raise InvalidInput("TierPolicy.fallback_floor must be a number")

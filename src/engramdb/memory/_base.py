@@ -26,6 +26,7 @@ from ..events import (
     Event,
     Meta,
     NodeUpdated,
+    from_us,
     new_id,
     to_us,
 )
@@ -132,9 +133,20 @@ class FacadeBase(Reader):
         return Draft(
             type=NODE_CREATED, stream=node_id, namespace=self.namespace,
             payload={k: v for k, v in payload.items() if v is not None},
-            meta=meta, valid_from=to_us(valid_from), valid_to=to_us(valid_to),
-            expected_version=NO_STREAM,
+            meta=meta, **self._validity(valid_from, valid_to), expected_version=NO_STREAM,
         )
+
+    @staticmethod
+    def _validity(valid_from: Any, valid_to: Any, current: Node | None = None) -> dict[str, Any]:
+        """``valid_from`` and ``valid_to`` in µs, :class:`InvalidInput` if the memory
+        would end before it starts (``current``: the memory an update changes)."""
+        start, end = to_us(valid_from), to_us(valid_to)
+        first = start if start is not None else current and current.valid_from
+        last = end if end is not None else current and current.valid_to
+        if first is not None and last is not None and last < first:
+            raise InvalidInput(f"valid_to ({from_us(last).isoformat()}) is earlier than "
+                               f"valid_from ({from_us(first).isoformat()})")
+        return {"valid_from": start, "valid_to": end}
 
     @staticmethod
     def _updated_payload(

@@ -24,7 +24,6 @@ from ..events import (
     Event,
     NodeForgotten,
     edge_stream,
-    to_us,
 )
 from ..projections import Edge, Node
 from ..recall.engine import SEQUENCE_REL
@@ -156,7 +155,7 @@ class WriteOps(FacadeBase):
         draft = Draft(
             type=NODE_UPDATED, stream=current.id, namespace=self.namespace,
             payload=payload, meta=self._meta(agent, source, session),
-            valid_from=to_us(valid_from), valid_to=to_us(valid_to),
+            **self._validity(valid_from, valid_to, current),
             expected_version=ANY_VERSION if expected_version is None else expected_version,
         )
         events = self._append(self._with_vectors([draft]))
