@@ -337,9 +337,16 @@ def mcp_server(
                                      param_hint="--store")
         for warning in check_http_config(host=host, tokens=tokens, allow_remote=allow_remote):
             Console(stderr=True).print(f"[bold red]WARNING[/bold red] {escape(warning)}")
-    run(store, transport="stdio" if transport == "stdio" else "streamable-http", host=host,
-        port=port, namespace=namespace, grants=grant or (), read_only=read_only,
-        embedder=_embedder(), record_reads=record_reads, tokens=tokens)
+    stopped = run(store, transport="stdio" if transport == "stdio" else "streamable-http",
+                  host=host, port=port, namespace=namespace, grants=grant or (),
+                  read_only=read_only, embedder=_embedder(), record_reads=record_reads,
+                  tokens=tokens)
+    if stopped is not None and transport == "stdio":
+        # the store is closed; the thread blocked reading stdin would keep the
+        # interpreter from exiting, so leave without waiting for it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 @app.command()

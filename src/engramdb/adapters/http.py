@@ -77,6 +77,7 @@ from .http_models import (
     StatusOut,
     UpdateRequest,
 )
+from .lifecycle import serve_uvicorn
 from .wire import event_out, node_out, plain
 
 __all__ = ["DEFAULT_MAX_BODY", "BodyLimit", "check_serve_config", "create_app", "is_loopback",
@@ -600,12 +601,12 @@ def serve(
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
 ) -> None:
-    """Serve ``memory`` with uvicorn until interrupted (Ctrl-C / SIGTERM drain, then return).
+    """Serve ``memory`` with uvicorn until SIGINT (Ctrl-C) or SIGTERM: open requests
+    drain, then this returns, so the caller's ``with Memory.open(...)`` closes the
+    store (final snapshots) on either signal (see :mod:`.lifecycle`).
 
     Call :func:`check_serve_config` first; the caller still owns (and closes) ``memory``.
     """
-    import uvicorn
-
     app = create_app(memory, tokens=tokens, max_body=max_body)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, ws="none", lifespan="on",
-                server_header=False, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+    serve_uvicorn(app, host=host, port=port, log_level=log_level, ws="none", lifespan="on",
+                  server_header=False, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)

@@ -40,6 +40,7 @@ from .. import __version__
 from ..errors import EngramError, Forbidden, InvalidInput, error_info
 from ..memory import Memory
 from .auth import TokenStore, auth_headers, bearer_grant, check_serve_config, is_loopback
+from .lifecycle import Stopped, serve_uvicorn, stop_on_signals
 from .wire import iso as _iso
 from .wire import plain
 
@@ -570,9 +571,13 @@ def run(
     embedder: Embedder | Literal["default"] | None = "default",
     record_reads: bool = True,
     tokens: TokenStore | None = None,
-) -> None:
+) -> int | None:
     """Open ``store`` and serve it until the client disconnects (stdio) or the
-    process is stopped (HTTP). Nothing but JSON-RPC is written to stdout.
+    process gets SIGINT or SIGTERM; either way the store is closed cleanly (final
+    snapshots) before this returns the signal's number (None: the client left).
+    Nothing but JSON-RPC is written to stdout. After a signal over stdio, a thread
+    may still be blocked reading stdin: the caller should exit without waiting for
+    it (``engram mcp`` does, with :func:`os._exit`).
 
     ``read_only`` serves beside another process that holds the writer lock;
     the write tools then fail with ``read_only``. ``embedder`` is as for
@@ -582,15 +587,18 @@ def run(
     if transport not in ("stdio", "streamable-http"):
         raise InvalidInput("transport must be 'stdio' or 'streamable-http'")
     grants = list(grants)
-    with Memory.open(store, namespace=namespace, read_only=read_only, embedder=embedder,
-                     record_reads=record_reads) as mem:
-        server = build_server(mem, grants=grants)
-        if transport == "stdio":
-            server.run("stdio")
-            return
-        import uvicorn
-
-        app = http_app(server, tokens=tokens, namespaces=[namespace, *grants],
-                       write=not read_only, host=host)
-        uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on",
-                    server_header=False)
+    try:
+        with Memory.open(store, namespace=namespace, read_only=read_only, embedder=embedder,
+                         record_reads=record_reads) as mem:
+            server = build_server(mem, grants=grants)
+            if transport == "stdio":
+                with stop_on_signals():
+                    server.run("stdio")
+                return None
+            app = http_app(server, tokens=tokens, namespaces=[namespace, *grants],
+                           write=not read_only, host=host)
+            serve_uvicorn(app, host=host, port=port, log_level="warning", lifespan="on",
+                          server_header=False)
+    except Stopped as stop:
+        return stop.signum  # the store is closed (the with block): a clean stop
+    return None
