@@ -11,7 +11,7 @@ from engramdb import InvalidInput, Memory
 from engramdb.events import to_us
 from engramdb.recall.embed import HashingEmbedder
 from engramdb.recall.engine import RecallWeights
-from engramdb.recall.when import parse_when
+from engramdb.recall.when import entities, parse_when, query_window
 
 
 @pytest.fixture
@@ -92,3 +92,102 @@ def test_ingest_takes_a_chat_export_date_and_rejects_a_bad_one(mem: Memory) -> N
         mem.ingest_conversation([{"role": "user", "content": "hi", "time": "later"}],
                                 session="s3")
     assert mem.seq == before
+
+
+# -- time-aware recall -------------------------------------------------------------
+
+NOW = datetime(2024, 6, 20, 12, 0)
+
+
+@pytest.mark.parametrize(("query", "start", "end"), [
+    ("what did I cook yesterday", datetime(2024, 6, 19), datetime(2024, 6, 20)),
+    ("where did we go last week?", datetime(2024, 6, 6), datetime(2024, 6, 21)),
+    ("what happened in May", datetime(2024, 5, 1), datetime(2024, 6, 1)),
+    ("what happened in August", datetime(2023, 8, 1), datetime(2023, 9, 1)),
+    ("what did she buy in March 2022", datetime(2022, 3, 1), datetime(2022, 4, 1)),
+    ("who did I meet before 2023", datetime(1970, 1, 2), datetime(2023, 1, 1)),
+])
+def test_time_phrases_resolve_against_the_asking_time(query: str, start: datetime,
+                                                      end: datetime) -> None:
+    assert query_window(query, NOW) == (to_us(start), to_us(end))
+
+
+@pytest.mark.parametrize("query", ["what is my cat called", "may I ask about the trip",
+                                   "what did she say by may"])
+def test_questions_without_a_time_phrase_have_no_window(query: str) -> None:
+    assert query_window(query, NOW) is None
+
+
+def test_recall_now_favours_memories_valid_in_the_asked_window() -> None:
+    weights = RecallWeights(time=0.5)
+    with Memory.open(":memory:", embedder=HashingEmbedder(dim=64), weights=weights) as mem:
+        old = mem.remember("We hiked up the mountain trail", valid_from="2024-03-02")
+        new = mem.remember("We hiked up the mountain path", valid_from="2024-06-15")
+        asked = "where did we hike last week"
+        ranked = [h.id for h in mem.recall(asked, k=2, now="2024-06-20")]
+        assert ranked[0] == new.id and "time" in mem.recall(asked, k=1, now=NOW)[0].signals
+        assert [h.id for h in mem.recall(asked, k=2, now="2024-03-05")][0] == old.id
+        with pytest.raises(InvalidInput):
+            mem.recall(asked, now="whenever")
+
+
+# -- sessions informing turns, names linking sessions -------------------------------
+
+def test_scaled_session_signal_does_not_lift_a_sessions_unrelated_turns() -> None:
+    def ranked(weights: RecallWeights) -> list[str]:
+        with Memory.open(":memory:", embedder=None, weights=weights) as mem:
+            mem.ingest_conversation(
+                [{"speaker": "A", "text": "I finally repaired the old violin"},
+                 {"speaker": "B", "text": "The weather is grey"},
+                 {"speaker": "A", "text": "Lunch was fine"}], session="s1")
+            mem.ingest_conversation(
+                [{"speaker": "B", "text": "my violin lessons start soon, after the summer"
+                                          " holidays, with a new teacher in town"}],
+                session="s2")
+            return [h.text for h in mem.recall("violin", k=4, signals=("text", "graph"))]
+
+    plain = {"next": 0.01, "prev": 0.01, "graph": 0.0, "session": 2.0}  # neighbours join
+    shared = ranked(RecallWeights(**plain))
+    scaled = ranked(RecallWeights(**plain, session_mode="scale"))
+    assert "weather" in shared[1] or "Lunch" in shared[1]  # the session lifted its noise
+    assert [t for t in scaled if "violin" in t] == scaled[:2]
+
+
+def test_entities_are_names_dates_and_numbers() -> None:
+    found = entities("Maya: Yesterday I met Jonas in Lisbon. We paid 250 euros in May.")
+    assert found == ["jonas", "lisbon", "250", "may"]
+
+
+def test_entity_links_reach_a_memory_sharing_a_name_not_the_question_words() -> None:
+    weights = RecallWeights(entity=0.5, next=0.0, prev=0.0, session=0.0, graph=0.0)
+    with Memory.open(":memory:", embedder=None, weights=weights) as mem:
+        mem.ingest_conversation([{"speaker": "A", "text": "My sister Ottilie adopted a puppy"}],
+                                session="s1")
+        far = mem.ingest_conversation([{"speaker": "A", "text": "Ottilie moved to Porto"}],
+                                      session="s2")[0]
+        for i in range(5):
+            mem.ingest_conversation([{"speaker": "B", "text": f"filler chat number {i}"}],
+                                    session=f"f{i}")
+        hits = mem.recall("who adopted a puppy", k=3, signals=("text", "graph"))
+        assert far.id in [h.id for h in hits]
+        linked = next(h for h in hits if h.id == far.id)
+        assert "entity" in linked.signals
+
+
+def test_embedder_setting_names_the_usable_ones() -> None:
+    from engramdb.recall.embedders import make_embedder
+
+    assert make_embedder("hashing").model_id.startswith("hashing")
+    with pytest.raises(InvalidInput, match="e5-small-q4"):
+        make_embedder("bge-small-en-v1.5")  # its package ships no model
+
+
+def test_bench_embedders_lists_a_candidate_that_ships_no_model(tmp_path) -> None:
+    from engramdb.bench.embedders import run
+
+    src = tmp_path / "l.json"
+    src.write_text('[{"conversation": {"session_1": []}, "qa": []}]')
+    report = run(path=str(src), out=str(tmp_path / "e.json"), names=["bge-small-en-v1.5"],
+                 cache=None)
+    (row,) = report.rows
+    assert row["value"] != row["value"] and "ships no model" in row["note"]

@@ -59,11 +59,12 @@ def reference_recall(
             base[node_id] = base.get(node_id, 0.0) + weight * (raw - low) / span
             why.setdefault(node_id, {})[signal] = {"rank": float(rank), "score": float(raw)}
 
+    pool = max(weights.pool, k)  # each signal offers at least k
     if "text" in signals:
-        add("text", text.search(query, weights.pool, at=at, namespace=ns, accept=ok), weights.text)
+        add("text", text.search(query, pool, at=at, namespace=ns, accept=ok), weights.text)
     if "vector" in signals:
         qv = np.asarray(embedder.embed([query])[0], dtype=np.float32)
-        add("vector", vectors.search(qv, weights.pool, at=at, namespace=ns, accept=ok),
+        add("vector", vectors.search(qv, pool, at=at, namespace=ns, accept=ok),
             weights.vector)
     final = dict(base)
     if "graph" in signals:

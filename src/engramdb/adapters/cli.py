@@ -414,16 +414,40 @@ def bench_locomo(
     path: Annotated[str, typer.Argument(help="LoCoMo JSON file.")] = "../shared/data/locomo10.json",
     out: Annotated[str, typer.Option(help="JSON output path.")] = "bench-results/locomo.json",
     limit: Annotated[int | None, typer.Option(help="Only the first N conversations.")] = None,
+    cache: Annotated[str, typer.Option(
+        help="Directory for cached turn and query vectors ('' for none).")] = "bench-results/cache",
+    passes: Annotated[int, typer.Option(help="Coordinate-ascent passes per fold.")] = 3,
+    embedder: Annotated[str, typer.Option(
+        help="default, or a name `engram bench embedders` lists.")] = "default",
 ) -> None:
-    """LoCoMo evidence recall@k per category: hybrid vs BM25-only vs dense-only."""
-    from rich.progress import Progress
-
+    """Held-out LoCoMo evidence recall@k (2 folds): fitted hybrid vs BM25-only vs dense-only."""
     from ..bench.locomo import run
+    from ..recall.embedders import make_embedder
 
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("LoCoMo questions", total=None)
-        report = run(path=path, out=out, limit=limit,
-                     progress=lambda done, total: bar.update(task, completed=done, total=total))
+    def say(message: str) -> None:
+        console.print(f"[dim]… {message}[/dim]")
+
+    report = run(path=path, out=out, limit=limit, cache=cache or None, passes=passes,
+                 embedder=make_embedder(embedder), progress=say)
+    typer.echo(report.table())
+    typer.echo(f"wrote {out}")
+
+
+@bench_app.command("embedders")
+def bench_embedders(
+    path: Annotated[str, typer.Argument(help="LoCoMo JSON file.")] = "../shared/data/locomo10.json",
+    out: Annotated[str, typer.Option(help="JSON output path.")] = "bench-results/embedders.json",
+    name: Annotated[list[str] | None, typer.Option(
+        "--name", help="Only this candidate (repeat for several).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N conversations.")] = None,
+    cache: Annotated[str, typer.Option(
+        help="Directory for cached vectors ('' for none).")] = "bench-results/cache",
+) -> None:
+    """Each candidate embedder's LoCoMo R@10, texts/s and package size in one table."""
+    from ..bench.embedders import run
+
+    report = run(path=path, out=out, names=name or None, limit=limit, cache=cache or None,
+                 progress=lambda m: console.print(f"[dim]… {m}[/dim]"))
     typer.echo(report.table())
     typer.echo(f"wrote {out}")
 

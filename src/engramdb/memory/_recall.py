@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..cognition.query import Query
@@ -15,6 +15,7 @@ from ..events import Event, to_us
 from ..recall.engine import Hit, compile_filters, recall
 from ..recall.enrich import extraction_drafts, index_draft, revert_drafts
 from ..recall.index import Recall
+from ..recall.when import parse_when
 from ..view import Reader, check_bool, check_mapping, check_strs
 from ._base import FacadeBase
 
@@ -40,6 +41,7 @@ class RecallOps(FacadeBase):
         tiers: str = "auto",
         include_archival: bool = False,
         agent: str | None = None,
+        now: datetime | int | str | None = None,
     ) -> list[Hit]:
         """Memories relevant to ``query``: vectors + BM25 + graph + recency, fused.
 
@@ -55,6 +57,9 @@ class RecallOps(FacadeBase):
         candidates before ranking, so the top-k is exact among them.
         ``with_index=True`` returns a :class:`~engramdb.recall.index.Recall`: the
         same list of hits, plus ``.index`` (the compressed index) at the same seq.
+        ``now``: the asking time, against which time phrases in the query ("last
+        week", "in May", "3 days ago") are resolved to favour memories valid then
+        (default: the store's clock; see :func:`~engramdb.recall.when.query_window`).
         ``agent``: with the working tier on, the top hits feed that agent's
         working tier and prefetch (a present recall only; see
         :mod:`engramdb.cognition.prefetch`).
@@ -74,6 +79,7 @@ class RecallOps(FacadeBase):
         if valid_at is None:  # current facts only, unless asked about a time in the world
             accept = current_only(reader, accept, self._cog.facts)
         mode = self._tiers.check_mode(tiers, include_archival)
+        asked = _asking_time(now, self._cog.clock) if self.weights.time or now else None
 
         def run(**sources: Any) -> list[Hit]:
             return recall(
@@ -81,6 +87,7 @@ class RecallOps(FacadeBase):
                 accept=accept, weights=self.weights, signals=signals,
                 domains=[domains] if isinstance(domains, str) else domains,
                 salience=self._cog.salience_of(reader) if self.weights.salience else None,
+                now=asked,
             )
 
         hits = tiered_recall(run, tiers=self._tiers.projection, mode=mode, k=k,
@@ -134,3 +141,14 @@ class RecallOps(FacadeBase):
         """A reflection query over this namespace: ``mem.query().similar_to(...).run()``
         (see :mod:`engramdb.cognition.query`)."""
         return self._cog.query(self, text=self._text, **self._vector_pair())
+
+
+def _asking_time(now: Any, clock: Any) -> datetime:
+    """``recall(now=)`` as a naive UTC datetime (default: the store's clock)."""
+    value = parse_when(now, label="now") if now is not None else clock()
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    try:
+        return datetime.fromtimestamp(int(value) / 1e6, UTC).replace(tzinfo=None)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise InvalidQuery(f"now: not a time: {str(value)[:40]}") from exc

@@ -28,6 +28,7 @@ from ..errors import InvalidQuery
 from ..events import from_us
 from ..projections import Node
 from .text import tokenize
+from .when import entities, query_window
 
 if TYPE_CHECKING:
     from ..view import Reader
@@ -45,7 +46,18 @@ class RecallWeights:
     pools and summed with these weights; then every candidate passes a share of
     its score along the graph: to the turn after it (``next``), the turn before
     it (``prev``), and neighbours over any other edge (``graph``); candidates of
-    the same conversation session get ``session`` x the session's best score;
+    the same conversation session get ``session`` x the session's best score
+    (``session_agg="sum"``: the sum of its candidates' scores, rescaled so the
+    best session scores as the best candidate; ``session_mode="share"``: every
+    candidate of the session gets it;
+    ``"scale"``: each gets it in proportion to its own base score, so a session
+    informs the order of its matching turns without lifting the rest);
+    ``time`` adds ``time`` x the top score to candidates whose valid time falls in
+    the window a time phrase of the query names ("last week", "in May"), resolved
+    against ``now`` (:func:`~engramdb.recall.when.query_window`); ``entity``
+    passes a share of the top candidates' scores to memories that mention the
+    same names and numbers (their ``entities`` attribute, written at ingest, else
+    read from their text: :func:`~engramdb.recall.when.entities`);
     ``recency`` breaks near-ties toward newer memories; ``salience`` (off by
     default) adds ``salience x`` each candidate's salience relative to the most
     salient candidate (see :mod:`engramdb.cognition.salience`).
@@ -59,7 +71,17 @@ class RecallWeights:
     graph: float = 0.3
     recency: float = 0.02
     salience: float = 0.0
+    session_mode: str = "share"
+    session_agg: str = "max"
+    time: float = 0.0
+    entity: float = 0.0
     pool: int = 200
+
+    def __post_init__(self) -> None:
+        if self.session_mode not in ("share", "scale"):
+            raise InvalidQuery("session_mode must be 'share' or 'scale'")
+        if self.session_agg not in ("max", "sum"):
+            raise InvalidQuery("session_agg must be 'max' or 'sum'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +128,7 @@ def recall(
     signals: Sequence[str] = ("vector", "text", "graph", "recency"),
     salience: Callable[[str], float] | None = None,
     domains: Sequence[str] | None = None,
+    now: datetime | None = None,
 ) -> list[Hit]:
     if not isinstance(query, str) or not query.strip():
         raise InvalidQuery("recall needs a non-empty query string")
@@ -142,10 +165,21 @@ def recall(
     gains: dict[str, dict[str, float]] = {}  # graph / session / recency / salience: id -> gain
     if "graph" in signals:
         _propagate(reader, query, base, final, gains, weights, live)
+    if "graph" in signals and weights.entity and base and "text" in signals:
+        _entities(query, base, final, gains, weights, live,
+                  lambda q, n: _search(
+                      lambda test: text.search(q, n, at=at, namespace=ns, accept=test),
+                      bare, ok, live))
     nodes_of: dict[str, Node | None] | None = None  # every fused candidate's node, looked up once
     if "graph" in signals and weights.session and base:
         nodes_of = {node_id: live(node_id) for node_id in final}
         gains["session"] = _sessions(base, final, weights, nodes_of)
+    if weights.time and now is not None and final:
+        window = query_window(query, now)
+        if window is not None:
+            if nodes_of is None:
+                nodes_of = {node_id: live(node_id) for node_id in final}
+            gains["time"] = _in_window(final, weights.time, window, nodes_of)
     if "recency" in signals and weights.recency and final:
         if nodes_of is None:
             nodes_of = {node_id: live(node_id) for node_id in final}
@@ -256,7 +290,7 @@ def _explain(
         if node_id in ranks:
             rank, raw = ranks[node_id]
             why[signal] = {"rank": float(rank), "score": float(raw)}
-    for signal in ("graph", "session", "recency", "salience"):
+    for signal in ("graph", "entity", "session", "time", "recency", "salience"):
         gain = gains.get(signal, {}).get(node_id)
         if gain is not None:
             why[signal] = {"score": gain}
@@ -303,21 +337,101 @@ def _sessions(
     }
     best: dict[Any, float] = {}
     top = best.get
-    for node_id, score in base.items():
-        session = session_of.get(node_id)
-        if session is not None:
-            known = top(session)
-            if known is None or score > known:
-                best[session] = max(0.0, score)  # as max(best.get(session, 0.0), score)
+    if w.session_agg == "sum":  # a session's score: all its candidates' evidence
+        for node_id, score in base.items():
+            session = session_of.get(node_id)
+            if session is not None:
+                best[session] = top(session, 0.0) + max(0.0, score)
+        ceiling = max(best.values(), default=0.0)
+        top_base = max(base.values(), default=0.0)
+        if ceiling > 0:  # on the scale of one turn's score
+            best = {s: v * top_base / ceiling for s, v in best.items()}
+    else:
+        for node_id, score in base.items():
+            session = session_of.get(node_id)
+            if session is not None:
+                known = top(session)
+                if known is None or score > known:
+                    best[session] = max(0.0, score)  # as max(best.get(session, 0.0), score)
     gained: dict[str, float] = {}
     if not best:
         return gained
     share = w.session
+    if w.session_mode == "scale":  # in proportion to the turn's own base score
+        top_base = max(best.values()) or 1.0
+        for node_id, score in base.items():
+            session = session_of.get(node_id)
+            if session in best and score > 0:
+                gain = gained[node_id] = share * best[session] * score / top_base
+                final[node_id] += gain
+        return gained
     for node_id, session in session_of.items():
         if session in best:
             gain = gained[node_id] = share * best[session]
             final[node_id] += gain
     return gained
+
+
+def _in_window(
+    final: dict[str, float], weight: float, window: tuple[int, int],
+    nodes_of: dict[str, Node | None],
+) -> dict[str, float]:
+    """Candidates valid inside the query's time window get ``weight`` x the top score."""
+    start, end = window
+    top = max(final.values(), default=0.0)
+    gained: dict[str, float] = {}
+    for node_id in list(final):
+        node = nodes_of.get(node_id)
+        if node is None:
+            continue
+        when = node.valid_from if node.valid_from is not None else node.created_at
+        if start <= when < end:
+            gain = gained[node_id] = weight * top
+            final[node_id] += gain
+    return gained
+
+
+_ENTITY_SEEDS = 3  # top candidates whose names and numbers seed the entity search
+
+
+def _entities(
+    query: str, base: dict[str, float], final: dict[str, float],
+    gains: dict[str, dict[str, float]], w: RecallWeights, live: Callable[[str], Node | None],
+    search: Callable[[str, int], list[tuple[str, float]]],
+) -> None:
+    """Memories naming what the best candidates name (and the query does not) rise.
+
+    A multi-hop question finds one end by its words; the other end shares a
+    name, date or number with it, not the question's words."""
+    seeds = heapq.nsmallest(_ENTITY_SEEDS, base.items(), key=_rank_key)
+    asked = set(tokenize(query))
+    terms: dict[str, None] = {}
+    for node_id, _ in seeds:
+        node = live(node_id)
+        if node is None:
+            continue
+        found = node.attrs.get("entities")
+        names = found if isinstance(found, list) else entities(node.text)
+        for name in names:
+            for token in tokenize(str(name)):
+                if token not in asked:
+                    terms[token] = None
+    if not terms:
+        return
+    ranked = search(" ".join(terms), 50)
+    if not ranked:
+        return
+    top_score = seeds[0][1]
+    top_raw = ranked[0][1] or 1.0
+    seed_ids = {node_id for node_id, _ in seeds}
+    gained: dict[str, float] = {}
+    for node_id, raw in ranked:
+        if node_id in seed_ids:
+            continue
+        gain = gained[node_id] = w.entity * top_score * raw / top_raw
+        final[node_id] = final.get(node_id, 0.0) + gain
+    if gained:
+        gains["entity"] = gained
 
 
 def _recency(

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import InvalidInput
 
-__all__ = ["ACCEPTED", "parse_when", "query_window"]
+__all__ = ["ACCEPTED", "entities", "parse_when", "query_window"]
 
 ACCEPTED = (
     "ISO 8601 (2023-05-20, 2023-05-20T14:21:00+02:00), '2023/05/20 (Sat) 02:21', "
@@ -190,3 +190,34 @@ def _side(word: str, start: datetime, end: datetime, now: datetime) -> tuple[dat
     if word in ("since", "after"):
         return (start if word == "since" else end), max(now + _DAY, end)
     return start, end
+
+
+# -- names, dates and numbers a text mentions (no LLM) ------------------------------
+
+_SPEAKER = re.compile(r"^[^:\n]{1,40}:\s+")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d[\d,.:/]*")
+_NOT_NAMES = {"i", "i'm", "i've", "i'll", "i'd", "ok", "okay", "oh", "hey", "hi", "wow", "yes",
+              "no", "thanks", "thank", "the", "a", "an", "and", "but", "so", "it", "it's",
+              "that", "this", "my", "you", "we", "he", "she", "they", "what", "when"}
+
+
+def entities(text: str) -> list[str]:
+    """Names (capitalised words not opening a sentence), months, years and numbers in
+    ``text``, lower-cased, in order, each once. The ``Speaker:`` prefix is skipped."""
+    body = _SPEAKER.sub("", text, count=1)
+    found: dict[str, None] = {}
+    opening = True
+    for m in _WORD.finditer(body):
+        word = m.group(0).rstrip(",.:/")
+        before = body[max(0, m.start() - 2): m.start()]
+        if opening or any(c in before for c in ".!?"):
+            opening = False
+            if word.lower() not in _MONTHS and not word[:1].isdigit():
+                continue
+        low = word.lower()
+        if word[:1].isdigit():
+            if len(word) >= 2:
+                found[low] = None
+        elif low in _MONTHS or (word[:1].isupper() and low not in _NOT_NAMES):
+            found[low] = None
+    return list(found)
