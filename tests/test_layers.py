@@ -1,5 +1,5 @@
-"""Imports point down only: events <- log <- store <- projections <- recall <- view <-
-cognition <- facade <- bench <- adapters."""
+"""Imports point down only: errors <- extras <- events <- log <- store <- projections <-
+recall <- view <- cognition <- facade <- aio <- client <- integrations <- bench <- adapters."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import ast
 import pathlib
 
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "engramdb"
-ORDER = ["errors", "events", "log", "store", "projections", "recall", "view", "cognition",
-         "memory", "bench", "adapters"]
+ORDER = ["errors", "extras", "events", "log", "store", "projections", "recall", "view",
+         "cognition", "memory", "aio", "client", "integrations", "bench", "adapters"]
 
 
 def layer_of(module: str) -> int | None:

@@ -22,6 +22,8 @@ from .errors import (
     LlmBadOutput,
     LlmError,
     LlmUnavailable,
+    MissingDependency,
+    ModelMismatch,
     NotFound,
     PayloadTooLarge,
     ReadOnly,
@@ -87,5 +89,7 @@ __all__ = [
     "LlmError",
     "LlmUnavailable",
     "LlmBadOutput",
+    "ModelMismatch",
+    "MissingDependency",
     "__version__",
 ]

