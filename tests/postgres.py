@@ -37,7 +37,7 @@ def _probe(url: str) -> str | None:
     try:
         import psycopg
     except ImportError:
-        return "psycopg is not installed: pip install 'engramdb[postgres]'"
+        return "psycopg is not installed: pip install 'engram-eventdb[postgres]'"
     try:
         with psycopg.connect(url, connect_timeout=3) as conn:
             conn.execute("SELECT 1")

@@ -1,5 +1,5 @@
 """The shared backend: one PostgreSQL schema holds the log of many processes
-and machines (``pip install engramdb[postgres]``: psycopg 3 and psycopg_pool).
+and machines (``pip install engram-eventdb[postgres]``: psycopg 3 and psycopg_pool).
 
 * **Seqs visible in commit order, no gaps.** A writer takes ``LOCK TABLE events
   IN EXCLUSIVE MODE`` (readers are not blocked; other writers queue), reads the
@@ -156,7 +156,7 @@ class PostgresLog(EventLog):
             from psycopg_pool import ConnectionPool
         except ImportError:  # pragma: no cover - the extra is not installed
             raise InvalidInput(
-                "PostgreSQL stores need the postgres extra: pip install 'engramdb[postgres]'"
+                "PostgreSQL stores need the postgres extra: pip install 'engram-eventdb[postgres]'"
             ) from None
         pool = ConnectionPool(
             self.url, min_size=1, max_size=max(1, size), open=False, timeout=timeout,
