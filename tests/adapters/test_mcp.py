@@ -29,8 +29,8 @@ from engramdb.recall.embed import HashingEmbedder
 
 from ._mcp import serve
 
-TOOLS = {"remember", "recall", "relate", "forget", "history", "as_of", "index", "get", "query",
-         "record_outcome"}
+TOOLS = {"remember", "update", "recall", "relate", "forget", "history", "as_of", "index", "get",
+         "query", "record_outcome"}
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 

@@ -117,6 +117,65 @@ def remember(
         console.print(node.id)
 
 
+def _attr_pairs(pairs: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` options as attrs; VALUE is JSON if it parses (``3``, ``true``,
+    ``["a"]``), else the text itself."""
+    attrs: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--attr takes KEY=VALUE, not {pair[:80]!r}")
+        try:
+            attrs[key] = json.loads(value)
+        except ValueError:
+            attrs[key] = value
+    return attrs
+
+
+@app.command()
+def update(
+    memory_id: str,
+    text: Annotated[str | None, typer.Option(help="New text.")] = None,
+    name: Annotated[str | None, typer.Option(help="New name.")] = None,
+    domain: Annotated[str | None, typer.Option(help="New domain.")] = None,
+    kind: Annotated[str | None, typer.Option(help="New kind.")] = None,
+    attr: Annotated[list[str] | None, typer.Option(
+        "--attr", help="Set an attribute, KEY=VALUE (VALUE as JSON if it parses); repeat.")]
+    = None,
+    unset: Annotated[list[str] | None, typer.Option(
+        "--unset", help="Remove an attribute by key; repeat.")] = None,
+    clear_name: Annotated[bool, typer.Option("--clear-name", help="Remove the name.")] = False,
+    clear_domain: Annotated[bool, typer.Option(
+        "--clear-domain", help="Take it out of its domain.")] = False,
+    valid_from: ValidFromOpt = None,
+    valid_to: ValidToOpt = None,
+    expected_version: Annotated[int | None, typer.Option(
+        help="Only if the memory is still at this version (else exit 4, version_conflict).")]
+    = None,
+    source: Annotated[str | None, typer.Option(help="Where the change came from.")] = None,
+    agent: Annotated[str | None, typer.Option(help="Who is writing.")] = None,
+    session: Annotated[str | None, typer.Option(help="The session it belongs to.")] = None,
+    store: StoreOpt = "memory.engram",
+    namespace: NamespaceOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Change fields of a memory (only those given) and print its new version."""
+    if (clear_name and name is not None) or (clear_domain and domain is not None):
+        raise InvalidInput("give a new value or --clear-..., not both")
+    fields: dict[str, Any] = {k: v for k, v in (("text", text), ("name", name),
+                              ("domain", domain), ("kind", kind)) if v is not None}
+    fields.update({k: None for k, on in (("name", clear_name), ("domain", clear_domain)) if on})
+    with _open(store, namespace) as mem:
+        node = mem.update(memory_id, **fields, attrs=_attr_pairs(attr) or None,
+                          unset=unset or (), valid_from=_time(valid_from),
+                          valid_to=_time(valid_to), expected_version=expected_version,
+                          source=source, agent=agent, session=session)
+        if as_json:
+            console.print_json(_dump(node_out(node)))
+        else:
+            console.print(f"{node.id} is at version {node.version} (seq {node.seq})")
+
+
 @app.command()
 def get(
     memory_id: str,

@@ -1,6 +1,6 @@
 """``engram mcp``: the store as a Model Context Protocol server.
 
-Ten tools (``remember``, ``recall``, ``relate``, ``forget``, ``history``,
+Eleven tools (``remember``, ``update``, ``recall``, ``relate``, ``forget``, ``history``,
 ``as_of``, ``index``, ``get``, ``query``, ``record_outcome``) and the
 compressed index as a resource (``engram://index``, and
 ``engram://index/{namespace}`` for granted namespaces), over stdio or
@@ -323,6 +323,52 @@ def _tools(scope: _Scope, agent: str | None) -> list[tuple[Callable[..., RESULT]
         reader = mem if as_of is None else mem.as_of(as_of)
         return _node(reader.get(id))
 
+    def update(
+        id: MemoryId,
+        text: Annotated[str | None, Field(description="The corrected or completed text "
+                                                      "(omit to keep it).")] = None,
+        name: Annotated[str | None, Field(description="A new name (omit to keep it).")] = None,
+        domain: Annotated[str | None, Field(description="A new domain (omit to keep it).")]
+        = None,
+        kind: Annotated[str | None, Field(description="A new kind (omit to keep it).")] = None,
+        attrs: Annotated[dict[str, Any] | None, Field(description=(
+            "Attributes to set or change, e.g. {\"city\": \"Lisbon\"}; others are kept."
+        ))] = None,
+        unset: Annotated[list[str] | None, Field(description="Attribute keys to remove.")]
+        = None,
+        clear: Annotated[list[Literal["name", "domain"]] | None, Field(description=(
+            "Remove these fields: 'name' and/or 'domain'."))] = None,
+        valid_from: Annotated[str | None, Field(description=(
+            "When the fact became true in the world (ISO-8601)."))] = None,
+        valid_to: Annotated[str | None, Field(description=(
+            "When it stopped being true (ISO-8601)."))] = None,
+        expected_version: Annotated[int | None, Field(description=(
+            "The version you read (from get): the update is refused with version_conflict "
+            "if the memory changed since."))] = None,
+        source: Annotated[str | None, Field(description="Where the change came from.")] = None,
+        session: Annotated[str | None, Field(description="Conversation/session id.")] = None,
+        namespace: Namespace = None,
+    ) -> RESULT:
+        """Change an existing memory in place: fix its text, rename it, move it to
+        another domain, set or remove attributes. Only the fields given change; the
+        earlier version stays readable with get(as_of=...) and in history.
+
+        Use it to correct or complete a memory (a typo, a missing detail). When the
+        fact itself changed in the world (Maya moved), prefer remember with
+        `supersedes`, which keeps both facts with their times. Returns the memory at
+        its new version."""
+        fields: dict[str, Any] = {k: v for k, v in (("text", text), ("name", name),
+                                  ("domain", domain), ("kind", kind)) if v is not None}
+        for field in clear or ():
+            if field in fields:
+                raise InvalidInput(f"give a new {field} or clear it, not both")
+            fields[field] = None
+        node = scope(namespace).update(
+            id, **fields, attrs=attrs, unset=unset or (), valid_from=valid_from,
+            valid_to=valid_to, expected_version=expected_version, source=source,
+            session=session, agent=agent)
+        return _node(node)
+
     def relate(
         src: Annotated[str, Field(description="Id of the memory the link starts from.")],
         rel: Annotated[str, Field(description="The relation, a short verb phrase in snake_case: "
@@ -457,7 +503,8 @@ def _tools(scope: _Scope, agent: str | None) -> list[tuple[Callable[..., RESULT]
                          "score": o.score, "seq": o.seq})
 
     return [
-        (remember, _WRITE), (recall, _READ), (relate, _WRITE), (query, _READ),
+        (remember, _WRITE), (update, _WRITE), (recall, _READ), (relate, _WRITE),
+        (query, _READ),
         (record_outcome, _WRITE),
         (forget, ToolAnnotations(read_only_hint=False, destructive_hint=True,
                                  idempotent_hint=False, open_world_hint=False)),
