@@ -106,6 +106,10 @@ NOW = datetime(2024, 6, 20, 12, 0)
     ("what happened in August", datetime(2023, 8, 1), datetime(2023, 9, 1)),
     ("what did she buy in March 2022", datetime(2022, 3, 1), datetime(2022, 4, 1)),
     ("who did I meet before 2023", datetime(1970, 1, 2), datetime(2023, 1, 1)),
+    # a named day: that day and the week after it, when it was talked about
+    ("where was James on July 12, 2022?", datetime(2022, 7, 11), datetime(2022, 7, 20)),
+    ("what happened on 3 May", datetime(2024, 5, 2), datetime(2024, 5, 11)),
+    ("what happened on 2023-01-05", datetime(2023, 1, 4), datetime(2023, 1, 13)),
 ])
 def test_time_phrases_resolve_against_the_asking_time(query: str, start: datetime,
                                                       end: datetime) -> None:

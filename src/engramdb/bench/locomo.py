@@ -63,7 +63,7 @@ GRID: dict[str, tuple[Any, ...]] = {
     "session_agg": ("max", "sum"),
     "graph": (0.0, 0.15, 0.3, 0.6),
     "recency": (0.0, 0.02, 0.1),
-    "time": (0.0, 0.1, 0.3),
+    "time": (0.0, 0.1, 0.3, 0.6, 1.0),
     "entity": (0.0, 0.1, 0.25, 0.5),
 }
 
@@ -218,6 +218,38 @@ def _table(results: Sequence[tuple[str, tuple[float, ...]]]) -> dict[str, dict[s
             for g in counts}
 
 
+def build(data: Sequence[dict[str, Any]], emb: DiskCachedEmbedder,
+          progress: Callable[[str], None] = lambda _m: None) -> tuple[list[_Conversation], int]:
+    """One in-memory store per conversation, its questions, query vectors embedded."""
+    convs: list[_Conversation] = []
+    turns = 0
+    for i, sample in enumerate(data):
+        mem = Memory.open(":memory:", embedder=emb)
+        n, now = ingest(mem, sample)
+        turns += n
+        questions = []
+        for qa in sample["qa"]:
+            evidence = clean_evidence(qa.get("evidence", []))
+            if evidence:
+                cat = CATEGORIES.get(qa.get("category"), str(qa.get("category")))
+                questions.append((str(qa["question"]), cat, evidence))
+        convs.append(_Conversation(mem, now, questions))
+        progress(f"ingested conversation {i + 1}/{len(data)}")
+    emb.embed([q for c in convs for q, _, _ in c.questions])  # query vectors, once
+    emb.save()
+    return convs, turns
+
+
+def split(convs: list[_Conversation]) -> list[list[_Conversation]]:
+    """The two folds (conversations 1-5 and 6-10; halves when fewer than 6)."""
+    folds = [[convs[i] for i in fold if i < len(convs)] for fold in FOLDS]
+    folds = [f for f in folds if f]
+    if len(folds) < 2:  # fewer than 6 conversations: split what there is in two
+        half = max(1, len(convs) // 2)
+        folds = [convs[:half], convs[half:]] if len(convs) > 1 else [convs, convs]
+    return folds
+
+
 def run(
     *,
     path: str = "../shared/data/locomo10.json",
@@ -233,29 +265,10 @@ def run(
     data = load_locomo(path)[:limit]
     emb = DiskCachedEmbedder(embedder or default_embedder(), cache)
     start = start or RecallWeights()
-    convs: list[_Conversation] = []
-    turns, t_ingest = 0, 0.0
-    for i, sample in enumerate(data):
-        mem = Memory.open(":memory:", embedder=emb)
-        t0 = time.perf_counter()
-        n, now = ingest(mem, sample)
-        t_ingest += time.perf_counter() - t0
-        turns += n
-        questions = []
-        for qa in sample["qa"]:
-            evidence = clean_evidence(qa.get("evidence", []))
-            if evidence:
-                cat = CATEGORIES.get(qa.get("category"), str(qa.get("category")))
-                questions.append((str(qa["question"]), cat, evidence))
-        convs.append(_Conversation(mem, now, questions))
-        progress(f"ingested conversation {i + 1}/{len(data)}")
-    emb.embed([q for c in convs for q, _, _ in c.questions])  # query vectors, once
-    emb.save()
-    folds = [[convs[i] for i in fold if i < len(convs)] for fold in FOLDS]
-    folds = [f for f in folds if f]
-    if len(folds) < 2:  # fewer than 6 conversations: split what there is in two
-        half = max(1, len(convs) // 2)
-        folds = [convs[:half], convs[half:]] if len(convs) > 1 else [convs, convs]
+    t0 = time.perf_counter()
+    convs, turns = build(data, emb, progress)
+    t_ingest = time.perf_counter() - t0
+    folds = split(convs)
     report = Report("locomo", params={
         "data": os.path.basename(path), "ks": list(KS), "model": emb.model_id,
         "folds": [[convs.index(c) + 1 for c in f] for f in folds],

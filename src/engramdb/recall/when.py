@@ -6,7 +6,8 @@ exports carry (ISO 8601, ``2023/05/20 (Sat) 02:21``, ``8:56 pm on 20 July,
 :class:`~engramdb.errors.InvalidInput` naming the accepted forms otherwise.
 
 :func:`query_window` finds a time phrase in a question ("last week", "in May",
-"yesterday", "3 days ago", "in 2022", "before June", "since March") and
+"yesterday", "3 days ago", "on July 12, 2022", "in 2022", "before June",
+"since March") and
 resolves it against the asking time into a ``[start, end)`` window of
 microseconds; recall boosts memories whose valid time falls inside it.
 Nothing here guesses a time zone: naive times are UTC, as everywhere else.
@@ -120,6 +121,37 @@ _IN_MONTH = re.compile(rf"\b(in|during|since|after|before|by|until) (?:early |la
                        rf"{_MONTH}(?: (?P<year>\d{{4}}))?\b")
 
 
+_ON_DATE = [
+    re.compile(rf"\b{_MONTH} (?P<day>\d{{1,2}})(?:st|nd|rd|th)?(?:,? (?P<year>\d{{4}}))?\b"),
+    re.compile(rf"\b(?P<day>\d{{1,2}})(?:st|nd|rd|th)? (?:of )?{_MONTH}"
+               r"(?:,? (?P<year>\d{4}))?\b"),
+    re.compile(r"\b(?P<year>\d{4})-(?P<mon>\d{2})-(?P<day>\d{2})\b"),
+]
+# a day named in a question: what was said that day or in the week after it (people
+# report what they did a few days later)
+_DAY_BEFORE, _DAYS_AFTER = timedelta(days=1), timedelta(days=8)
+
+
+def _named_day(q: str, now: datetime) -> tuple[datetime, datetime] | None:
+    for form in _ON_DATE:
+        m = form.search(q)
+        if m is None:
+            continue
+        g = m.groupdict()
+        month = int(g["mon"]) if g.get("mon") else _MONTHS[g["month"]]
+        try:
+            if g.get("year"):
+                day = datetime(int(g["year"]), month, int(g["day"]))
+            else:
+                day = datetime(now.year, month, int(g["day"]))
+                if day > now:
+                    day = day.replace(year=now.year - 1)
+        except ValueError:
+            continue
+        return day - _DAY_BEFORE, day + _DAYS_AFTER
+    return None
+
+
 def _day_start(t: datetime) -> datetime:
     return t.replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -168,6 +200,8 @@ def query_window(query: str, now: datetime) -> tuple[int, int] | None:
             span = (today - timedelta(days=62), today + _DAY)
         else:
             span = (datetime(now.year - 1, 1, 1), datetime(now.year, 1, 1))
+    elif (named := _named_day(q, now)) is not None:
+        span = named
     elif m := re.search(_IN_MONTH, q):
         month = _MONTHS[m.group("month")]
         if m.group("month") == "may" and m.group(1) in ("by", "until"):
