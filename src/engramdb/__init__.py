@@ -4,6 +4,7 @@ One durable event log is the only source of truth; every index is a projection
 rebuilt from it. Start with :meth:`Memory.open`.
 """
 
+from .client import RemoteMemory, connect
 from .cognition import Outcome, Plan, Query, QueryResult, Remembered, SalienceExplanation
 from .cognition.context import Context, ContextInfo
 from .cognition.prefetch import PrefetchStats
@@ -44,6 +45,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Memory",
+    "connect",
+    "RemoteMemory",
     "View",
     "Context",
     "ContextInfo",
