@@ -286,3 +286,17 @@ def _check_local_ui(proc: subprocess.Popen[str]) -> None:
     assert [e["payload"]["text"] for e in listed.json()["items"]] == [
         "Deploys moved to Tuesdays"]
     assert httpx.get(f"{base}/v1/whoami", timeout=10).status_code == 401  # token needed
+
+
+def test_recall_takes_the_tiers_to_search(env: Env) -> None:
+    later = int((time.time() + 3 * 365 * 86_400) * 1_000_000)  # years on: cold memories
+    report = env.call("POST", f"{A}/consolidate", json={"now": later}).json()
+    archived = {m["memory_id"] for m in report["moves"] if m["to_tier"] == "archival"}
+    assert env.ids["maya"] in archived, report
+    body = {"query": "Maya lives in Berlin", "k": 5}
+    ids = {t: [h["id"] for h in env.call("POST", f"{A}/recall", as_="read_a",
+                                         json={**body, "tiers": t}).json()["hits"]]
+           for t in ("warm", "all")}
+    assert env.ids["maya"] not in ids["warm"] and env.ids["maya"] in ids["all"]
+    r = env.call("POST", f"{A}/recall", json={**body, "tiers": "cold"})
+    assert r.status_code == 422

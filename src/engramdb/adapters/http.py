@@ -446,7 +446,7 @@ def recall(mem: Mem, body: RecallRequest) -> dict[str, Any]:
         options["with_index"] = True
     result = mem.recall(body.query, k=body.k, domains=body.domains, as_of=body.as_of,
                         valid_at=body.valid_at, filters=body.filters, agent=body.agent,
-                        **options)
+                        tiers=body.tiers, **options)
     out = {"hits": [_hit(h) for h in result]}
     if body.with_index:  # a Recall: hits plus the index, read at one seq
         out.update(index=result.index, seq=result.seq)  # type: ignore[attr-defined]

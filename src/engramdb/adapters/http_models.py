@@ -162,6 +162,9 @@ class RecallRequest(_In):
     with_index: bool = Field(False, description="Also return the compressed index.")
     agent: Short | None = Field(None, description="Who is asking: with the working tier on,"
                                 " the top hits feed this agent's working tier and prefetch.")
+    tiers: Literal["auto", "warm", "all"] = Field(
+        "auto", description="auto: the archival tier only when too few warm memories match;"
+        " warm: never; all: always.")
 
 
 class ContextRecallRequest(_In):

@@ -401,7 +401,7 @@ async function runRecall() {
     return;
   }
   const agent = $('recall-agent').value.trim() || undefined;
-  const body = { query, k: Number($('k').value) || 5, with_index: true, as_of: asOf(), agent };
+  const body = { query, k: Number($('k').value) || 5, with_index: true, as_of: asOf(), agent, tiers: $('recall-tiers').value };
   if ($('recall-domain').value) body.domains = [$('recall-domain').value];
   if (filters) body.filters = filters;
   const found = await state.api.recall(body).catch(fail);
