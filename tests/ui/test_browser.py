@@ -38,14 +38,14 @@ def _open(page: Any, server: DemoServer, token: str | None = "write") -> None:
                            " && window.explorer.cy.nodes().length > 0")
 
 
-def _click_node(page: Any, name: str) -> None:
+def _click_node(page: Any, name: str, *, double: bool = False) -> None:
     """A real mouse click on the graph node labelled ``name`` (cytoscape draws on a canvas)."""
     x, y = page.evaluate(
         """(name) => {
              const n = window.explorer.cy.nodes().filter(n => n.data('label') === name)[0];
              const p = n.renderedPosition(); return [p.x, p.y]; }""", name)
     box = page.locator("#graph").bounding_box()
-    page.mouse.click(box["x"] + x, box["y"] + y)
+    (page.mouse.dblclick if double else page.mouse.click)(box["x"] + x, box["y"] + y)
 
 
 def _maya_update_seq(server: DemoServer) -> tuple[int, int]:
@@ -183,3 +183,116 @@ def test_a_wrong_token_is_refused(page: Any, demo_server: DemoServer, shot_dir: 
     page.click("#login-form button")
     page.wait_for_selector("#app:not([hidden])")
     assert "read token" in page.inner_text("#who")
+
+
+def _remember(server: DemoServer, **body: Any) -> str:
+    r = server.api("POST", "/v1/namespaces/demo/memories", json=body)
+    assert r.status_code in (200, 201), r.text
+    return str(r.json()["id"])
+
+
+def test_clicking_an_event_jumps_the_timeline_there(
+        page: Any, demo_server: DemoServer, shot_dir: Path) -> None:
+    created, _ = _maya_update_seq(demo_server)
+    _open(page, demo_server)
+    page.select_option("#window", "all")
+    item = page.locator("#events li", has_text="created Maya").first
+    item.click()
+    page.wait_for_function("() => document.querySelector('#selected-text')"
+                           "?.textContent === 'Maya lives in Berlin'")
+    assert int(page.locator("#slider").input_value()) == created
+    assert "as of then" in page.inner_text("#point")
+    page.screenshot(path=str(shot_dir / "event-jump.png"))
+
+
+def test_the_time_slider_goes_back_before_anything_was_written(
+        page: Any, demo_server: DemoServer, shot_dir: Path) -> None:
+    _open(page, demo_server)
+    page.select_option("#graph-domain", "people")
+    page.wait_for_function("() => window.explorer.cy.nodes().some(n => n.data('label') === 'Maya')")
+    _click_node(page, "Maya")
+    page.wait_for_selector("#provenance")
+    page.check("input[name=tmode][value=time]")
+    assert "UTC" in page.inner_text("#point")
+    box = page.locator("#slider").bounding_box()
+    middle = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] - 8, middle)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 2, middle, steps=6)
+    page.mouse.up()
+    page.wait_for_function("() => document.querySelector('#detail').textContent"
+                           ".includes('does not exist at this point')")
+    assert "(seq 0)" in page.inner_text("#point")
+    page.screenshot(path=str(shot_dir / "time-mode.png"))
+
+
+def test_update_and_relate_through_the_page(
+        page: Any, demo_server: DemoServer, shot_dir: Path) -> None:
+    _open(page, demo_server)
+    page.fill("#remember-text", "Ben is on the infra team")
+    page.fill("#remember-domain", "people")
+    page.fill("#remember-name", "Ben")
+    page.click("#remember-form button")
+    page.wait_for_function("() => document.querySelector('#selected-text')"
+                           "?.textContent === 'Ben is on the infra team'")
+    page.fill("#update-text", "Ben leads the infra team")
+    page.click("#update-form button")
+    page.wait_for_function("() => document.querySelector('#selected-text')"
+                           "?.textContent === 'Ben leads the infra team'")
+    page.wait_for_function("() => document.querySelectorAll('#versions li').length === 2")
+    assert "Ben is on the infra team" in page.inner_text("#versions")
+    page.fill("#relate-rel", "reports_to")
+    page.fill("#relate-dst", "Maya")
+    page.click("#relate-form button")
+    page.wait_for_function("() => document.querySelector('#status').textContent"
+                           ".includes('related: reports_to Maya')")
+    ben = demo_server.api("GET", "/v1/namespaces/demo/find", params={"name": "Ben"}).json()
+    assert ben["text"] == "Ben leads the infra team"
+    out = demo_server.api("GET", f"/v1/namespaces/demo/memories/{ben['id']}/neighbors").json()
+    assert [(n["edge"]["rel"], n["node"]["name"]) for n in out["items"]] == [
+        ("reports_to", "Maya")]
+    page.screenshot(path=str(shot_dir / "update-relate.png"))
+
+
+def test_double_clicking_a_node_expands_its_neighbours(
+        page: Any, demo_server: DemoServer, shot_dir: Path) -> None:
+    maya = demo_server.api("GET", "/v1/namespaces/demo/find", params={"name": "Maya"}).json()
+    trip = _remember(demo_server, text="Lisbon trip in June", name="Lisbon trip",
+                     domain="travel", kind="entity")
+    museum = _remember(demo_server, text="The tile museum", name="Tile museum",
+                       domain="places", kind="entity")
+    for src, rel, dst in ((maya["id"], "plans", trip), (trip, "includes", museum)):
+        r = demo_server.api("POST", "/v1/namespaces/demo/edges",
+                            json={"src": src, "rel": rel, "dst": dst})
+        assert r.status_code == 201
+    _open(page, demo_server)
+    page.select_option("#graph-domain", "people")
+    page.wait_for_function(
+        "() => window.explorer.cy.nodes().some(n => n.data('label') === 'Lisbon trip')")
+    labels = "() => window.explorer.cy.nodes().map(n => n.data('label'))"
+    assert "Tile museum" not in page.evaluate(labels)
+    _click_node(page, "Lisbon trip", double=True)
+    page.wait_for_function(
+        "() => window.explorer.cy.nodes().some(n => n.data('label') === 'Tile museum')")
+    assert page.evaluate("() => window.explorer.cy.edges('.bridge').length") >= 3
+    page.screenshot(path=str(shot_dir / "expand.png"))
+
+
+def test_contexts_show_their_staged_writes_and_commit(
+        page: Any, demo_server: DemoServer, shot_dir: Path) -> None:
+    ctx = "/v1/namespaces/demo/contexts"
+    assert demo_server.api("POST", ctx, json={"name": "plan", "agent": "planner"}).is_success
+    r = demo_server.api("POST", f"{ctx}/plan/memories",
+                        json={"text": "Draft: Acme may slip to Q3", "domain": "plans"})
+    assert r.status_code == 201
+    draft = r.json()["id"]
+    _open(page, demo_server)
+    box = page.locator("#contexts")
+    box.locator("text=/\\d+ staged/").wait_for()
+    box.locator("button", has_text="show").click()
+    box.locator("li", has_text="created Draft: Acme may slip to Q3").wait_for()
+    page.screenshot(path=str(shot_dir / "context.png"))
+    box.locator("button", has_text="commit").click()
+    box.locator("text=No open contexts.").wait_for()
+    r = demo_server.api("GET", f"/v1/namespaces/demo/memories/{draft}", token="read")
+    assert r.status_code == 200 and r.json()["text"] == "Draft: Acme may slip to Q3"
