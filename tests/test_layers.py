@@ -1,5 +1,5 @@
 """Imports point down only: errors <- extras <- events <- log <- store <- projections <-
-recall <- view <- cognition <- facade <- aio <- client <- integrations <- bench <- adapters."""
+recall <- view <- cognition <- facade <- client <- aio <- integrations <- bench <- adapters."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pathlib
 
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "engramdb"
 ORDER = ["errors", "extras", "events", "log", "store", "projections", "recall", "view",
-         "cognition", "memory", "aio", "client", "integrations", "bench", "adapters"]
+         "cognition", "memory", "client", "aio", "integrations", "bench", "adapters"]
 
 
 def layer_of(module: str) -> int | None:

@@ -4,6 +4,7 @@ One durable event log is the only source of truth; every index is a projection
 rebuilt from it. Start with :meth:`Memory.open`.
 """
 
+from .aio import AsyncMemory, AsyncView, aopen
 from .client import RemoteMemory, connect
 from .cognition import Outcome, Plan, Query, QueryResult, Remembered, SalienceExplanation
 from .cognition.context import Context, ContextInfo
@@ -47,6 +48,9 @@ __all__ = [
     "Memory",
     "connect",
     "RemoteMemory",
+    "AsyncMemory",
+    "AsyncView",
+    "aopen",
     "View",
     "Context",
     "ContextInfo",
