@@ -42,10 +42,12 @@ from engramdb.events import (
     Registry,
     default_registry,
 )
-from engramdb.log import EventLog, RawEvent
+from engramdb.log import GENESIS, EventLog, RawEvent, chain_of_raw
 from engramdb.log import base as log_base
 
 MakeLog = Callable[..., EventLog]
+#: ``damage(log, seq)`` changes one stored byte of event ``seq`` behind the log's back
+Damage = Callable[[EventLog, int], None]
 
 NOTE = "test.note"
 
@@ -100,6 +102,10 @@ class LogContract:
     @pytest.fixture
     def log(self, make_log: MakeLog) -> EventLog:
         return make_log()
+
+    @pytest.fixture
+    def damage(self) -> Damage:  # pragma: no cover - overridden
+        raise NotImplementedError("backends override damage")
 
     # -- appending -----------------------------------------------------------------
 
@@ -631,3 +637,81 @@ class LogContract:
         assert log.verify() == []
         self._populated(log)
         assert log.verify() == []
+
+    # -- the hash chain ----------------------------------------------------------------
+
+    def _chain_ok(self, log: EventLog) -> list[RawEvent]:
+        raws = list(log.read_raw())
+        prev = GENESIS
+        for raw in raws:
+            assert raw.chain == chain_of_raw(prev, raw), raw.seq
+            prev = raw.chain
+        assert log.chain_head() == (log.head(), prev)
+        return raws
+
+    def test_every_event_links_to_the_one_before(self, log: EventLog) -> None:
+        assert log.chain_head() == (0, GENESIS)
+        assert log.chain_at(0) == GENESIS and log.chain_at(1) is None
+        self._populated(log)
+        raws = self._chain_ok(log)
+        assert len({r.chain for r in raws}) == len(raws)
+        assert [log.chain_at(r.seq) for r in raws] == [r.chain for r in raws]
+        assert log.verify() == []
+
+    def test_the_chain_covers_every_stored_field(self, log: EventLog) -> None:
+        self._populated(log)
+        raws = list(log.read_raw())
+        raw, prev = raws[1], raws[0].chain
+        assert prev is not None and chain_of_raw(prev, raw) == raw.chain
+        changes: dict[str, Any] = {
+            "seq": 9, "id": "other", "namespace": "ns.two", "stream": "n9", "version": 2,
+            "type": NODE_UPDATED, "schema": 2, "recorded_at": raw.recorded_at + 1,
+            "valid_from": 1, "valid_to": 2, "payload": raw.payload + b" ",
+            "meta": raw.meta + b" ",
+        }
+        for name, value in changes.items():
+            assert chain_of_raw(prev, msgspec.structs.replace(raw, **{name: value})) != raw.chain
+        assert chain_of_raw(GENESIS, raw) != raw.chain
+
+    def test_redaction_rebases_the_chain_and_records_it(self, log: EventLog) -> None:
+        self._populated(log)  # redacts seq 5 (epoch 1)
+        before = list(log.read_raw())
+        epoch = int(log.get_meta("epoch") or 0)
+        assert log.redact([2, 3]) == 2
+        after = self._chain_ok(log)
+        assert after[0] == before[0]  # the prefix before the first redacted seq stays
+        assert [r.chain for r in after[1:]] != [r.chain for r in before[1:]]
+        assert log.verify() == []
+        assert int(log.get_meta("epoch") or 0) == epoch + 1
+        records = msgspec.json.decode(log.get_meta("chain_rebases") or "[]")
+        last = records[-1]
+        assert (last["epoch"], last["first_seq"], last["head"]) == (epoch + 1, 2, 5)
+        assert last["head_chain_before"] == before[-1].chain.hex()  # type: ignore[union-attr]
+        assert last["head_chain_after"] == after[-1].chain.hex()  # type: ignore[union-attr]
+        # appends continue the re-based chain
+        log.append([created("later")])
+        self._chain_ok(log)
+
+    def test_damage_is_named_by_verify_and_never_read_as_valid(
+        self, log: EventLog, damage: Damage
+    ) -> None:
+        self._populated(log)
+        damage(log, 3)
+        problems = log.verify()
+        assert problems and problems[0].startswith("event 3 fails its checksum"), problems
+        with pytest.raises(CorruptStore, match="event 3"):
+            list(log.read_raw())
+        assert [r.seq for r in log.read_raw(verify=False)] == [1, 2, 3, 4, 5]
+        assert [r.seq for r in log.read_raw(upto=2)] == [1, 2]  # what precedes is fine
+
+    def test_redaction_refuses_a_broken_chain_and_changes_nothing(
+        self, log: EventLog, damage: Damage
+    ) -> None:
+        self._populated(log)
+        damage(log, 4)
+        before = list(log.read_raw(verify=False))
+        epoch = log.get_meta("epoch")
+        with pytest.raises(CorruptStore, match="event 4"):
+            log.redact([2])
+        assert list(log.read_raw(verify=False)) == before
+        assert log.get_meta("epoch") == epoch

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 
 from engramdb.events import Registry
 from engramdb.log import EventLog, MemoryLog
 
-from .contract import LogContract, MakeLog
+from .contract import Damage, LogContract, MakeLog
 
 
 class TestMemoryLog(LogContract):
@@ -26,6 +27,15 @@ class TestMemoryLog(LogContract):
         yield make
         for log in made:
             log.close()
+
+    @pytest.fixture
+    def damage(self) -> Damage:
+        def hit(log: EventLog, seq: int) -> None:
+            assert isinstance(log, MemoryLog)
+            event = log._events[seq - 1]
+            log._events[seq - 1] = msgspec.structs.replace(event, recorded_at=event.recorded_at ^ 1)
+
+        return hit
 
     def test_files_is_empty(self, log: EventLog) -> None:
         assert log.files() == []

@@ -16,7 +16,7 @@ from engramdb.log import EventLog
 from engramdb.log.postgres import PostgresLog, split_url
 
 from ..postgres import Schemas, pg_schemas
-from .contract import LogContract, MakeLog, created, updated
+from .contract import Damage, LogContract, MakeLog, created, updated
 
 __all__ = ["pg_schemas"]  # the fixture, imported for pytest
 
@@ -37,6 +37,17 @@ class TestPostgresLog(LogContract):
         yield make
         for log in reversed(made):
             log.close()
+
+    @pytest.fixture
+    def damage(self) -> Damage:
+        def hit(log: EventLog, seq: int) -> None:
+            """Flip one bit of the stored payload, in SQL behind the log's back."""
+            assert isinstance(log, PostgresLog)
+            log._rows(f"UPDATE {log._t_events} SET payload = overlay(payload placing"
+                      " decode(lpad(to_hex(get_byte(payload, 3) # 1), 2, '0'), 'hex')"
+                      " from 4 for 1) WHERE seq = %s RETURNING seq", (seq,))
+
+        return hit
 
     def test_reopen_keeps_everything_and_the_identity(self, make_log: MakeLog) -> None:
         log = make_log()

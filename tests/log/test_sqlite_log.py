@@ -16,7 +16,17 @@ from engramdb.events import NO_STREAM, REDACTED, Draft, Registry, default_regist
 from engramdb.log import DURABILITY, EventLog, SQLiteLog
 from engramdb.log import base as log_base
 
-from .contract import NOTE, LogContract, MakeLog, NoteV2, created, registry_v1, registry_v2, updated
+from .contract import (
+    NOTE,
+    Damage,
+    LogContract,
+    MakeLog,
+    NoteV2,
+    created,
+    registry_v1,
+    registry_v2,
+    updated,
+)
 
 
 class TestSQLiteLog(LogContract):
@@ -33,6 +43,22 @@ class TestSQLiteLog(LogContract):
         yield make
         for log in reversed(made):
             log.close()
+
+    @pytest.fixture
+    def damage(self) -> Damage:
+        def hit(log: EventLog, seq: int) -> None:
+            """Flip one bit of the stored payload, through another connection."""
+            assert isinstance(log, SQLiteLog)
+            conn = sqlite3.connect(log.path)
+            (payload,) = conn.execute("SELECT payload FROM events WHERE seq = ?",
+                                      (seq,)).fetchone()
+            flipped = bytearray(payload)
+            flipped[len(flipped) // 2] ^= 0x01
+            conn.execute("UPDATE events SET payload = ? WHERE seq = ?", (bytes(flipped), seq))
+            conn.commit()
+            conn.close()
+
+        return hit
 
     # -- durability --------------------------------------------------------------
 
@@ -294,7 +320,54 @@ class TestSQLiteLog(LogContract):
         conn.execute("UPDATE events SET version = 3 WHERE seq = 4")
         conn.commit()
         conn.close()
-        problems = make_log(read_only=True).verify()
+        with pytest.raises(CorruptStore, match=r"event 2 .*fails its checksum"):
+            make_log(read_only=True)  # opening checks the tail of the chain
+        problems = make_log(read_only=True, verify_open=False).verify()
+        assert problems[0].startswith("event 2 fails its checksum"), problems  # first bad seq
         assert any(p.startswith("event 2: bad node.created payload") for p in problems), problems
         assert "seqs jump from 2 to 4" in problems
         assert "event 4: stream 'b' jumps to version 3 from 1" in problems
+
+
+FORMAT_1 = Path(__file__).resolve().parents[1] / "fixtures" / "v0-store.engram"
+
+
+def _chain_problems(log: SQLiteLog) -> list[str]:
+    return [p for p in log.verify() if "chain" in p or "checksum" in p]
+
+
+def test_a_store_from_before_the_chain_is_migrated_once(tmp_path: Path) -> None:
+    """The fixture was written without a chain column (format 1): read-only it opens
+    unchecked and says so; the first writable open computes the chain once."""
+    import shutil
+
+    from tests.test_schema_evolution import upcasting_registry
+
+    path = tmp_path / "old.engram"
+    shutil.copyfile(FORMAT_1, path)
+    old = SQLiteLog(str(path), read_only=True, registry=upcasting_registry())
+    try:
+        assert old.chained is False
+        # (the fixture's schema-0 payloads are what verify notes about it, not its chain)
+        events = list(old.read())
+        assert events and all(r.chain is None for r in old.read_raw())
+        assert not _chain_problems(old)
+    finally:
+        old.close()
+    log = SQLiteLog(str(path), registry=upcasting_registry())
+    try:
+        assert log.chained is True
+        assert list(log.read()) == events
+        assert not _chain_problems(log)
+        assert all(r.chain is not None for r in log.read_raw())
+        log.append([created("after-the-migration")])
+    finally:
+        log.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    conn.close()
+    again = SQLiteLog(str(path), read_only=True, registry=upcasting_registry())
+    try:
+        assert again.chained and not _chain_problems(again) and again.head() == len(events) + 1
+    finally:
+        again.close()

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import EngramError, InvalidInput, error_info
+from ..errors import CorruptStore, EngramError, InvalidInput, error_info
 from ..events import iso_time
 from ..extras import missing_extra
 from ..memory import Memory
@@ -326,13 +326,16 @@ def export(
         help="Also write forgotten content not yet compacted (default: redacted).")] = False,
     force: Annotated[bool, typer.Option(
         "--force", help="Replace an earlier export at PATH (never a store).")] = False,
+    allow_damaged: Annotated[bool, typer.Option(
+        help="Export even if the hash chain is broken (default: refuse, exit 8).")] = False,
     store: StoreOpt = "memory.engram",
 ) -> None:
     """Write the whole event log (every namespace) to Parquet, losslessly
     (forgotten content is written redacted, as `compact` would leave it).
     Never overwrites a store; an existing export only with --force."""
     with _open(store, "default", read_only=True) as mem:
-        count = mem.export_events(path, include_forgotten=include_forgotten, overwrite=force)
+        count = mem.export_events(path, include_forgotten=include_forgotten, overwrite=force,
+                                  allow_damaged=allow_damaged)
         console.print(f"exported {count} events to {escape(path)}")
 
 
@@ -349,9 +352,14 @@ def import_command(
 @app.command()
 def check(store: StoreOpt = "memory.engram", as_json: JsonOpt = False) -> None:
     """Verify the store: log integrity, projections and snapshots against a full replay."""
-    from .cli_io import run_check
+    from .cli_io import report_check, run_check
 
-    with _open(store, "default", read_only=True) as mem:
+    try:
+        mem = Memory.open(store, read_only=True, embedder=_embedder())
+    except CorruptStore as exc:  # too damaged to open: check the log alone
+        report_check(Memory.check_file(store, opening=exc.message), console, as_json=as_json)
+        return
+    with mem:
         run_check(mem, console, as_json=as_json)
 
 

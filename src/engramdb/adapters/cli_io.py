@@ -16,10 +16,11 @@ from rich.table import Table
 
 from ..errors import CorruptStore
 from ..memory import Memory
+from ..store import CheckReport
 from .ingest import ingest_file
 from .wire import plain
 
-__all__ = ["hits_json", "run_check", "run_ingest", "show_as_of", "show_index"]
+__all__ = ["hits_json", "report_check", "run_check", "run_ingest", "show_as_of", "show_index"]
 
 
 def hits_json(hits: list[Any]) -> list[dict[str, Any]]:
@@ -95,7 +96,11 @@ def run_ingest(mem: Memory, console: Console, path: str, *, fmt: str | None,
 
 def run_check(mem: Memory, console: Console, *, as_json: bool) -> None:
     """Print the report; raise :class:`CorruptStore` (exit 8) if anything disagrees."""
-    report = mem.check()
+    report_check(mem.check(), console, as_json=as_json)
+
+
+def report_check(report: CheckReport, console: Console, *, as_json: bool) -> None:
+    """Print a check report; raise :class:`CorruptStore` (exit 8) unless it is ok."""
     if as_json:
         _print_json(console, {"ok": report.ok, "seq": report.seq,
                               "findings": msgspec.to_builtins(list(report.findings))})

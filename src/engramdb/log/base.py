@@ -22,11 +22,35 @@ Logs shared by several processes (SQLite files, PostgreSQL) run every write in
 transaction. On entry the backend reads the storage's real head (another
 process may have committed since), so seqs stay dense and version checks see
 everyone's writes; :meth:`EventLog.refresh` does the same for followers.
+
+The hash chain
+--------------
+Every event carries ``chain``: SHA-256 over the previous event's chain and
+every field the log stores for this one (seq, id, namespace, stream, version,
+type, schema, recorded_at, valid_from, valid_to and the exact payload and meta
+bytes); event 1 links to :data:`GENESIS`. :func:`chain_link` is the one
+definition, for every backend. A flipped byte anywhere in an event, a changed
+or swapped row, or an event from another history breaks the chain at that
+event. Backends check it on every read (a damaged event is never returned: it
+raises :class:`CorruptStore` naming its seq), ``verify`` checks all of it and
+names the first bad seq, and opening a file-backed log checks its tail.
+
+Redaction rewrites content, so it re-bases the chain, in the SAME transaction
+as the redaction (:meth:`EventLog.plan_redaction`): the stored chain from the
+first redacted seq to the head is verified first (a broken chain is refused,
+never laundered into a valid one), the new links are computed over the
+redacted content, the log's ``epoch`` meta is bumped (old snapshots are then
+rejected) and the re-base is recorded in the ``chain_rebases`` meta (epoch,
+first seq, head, the head's chain before and after). Keeping a digest of the
+erased content instead would let anyone holding the file confirm a guess of
+what was forgotten; a re-base keeps nothing of it. The chain detects damage,
+not a forger who can rewrite the file (there is no secret key).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
@@ -34,7 +58,14 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from ..errors import ConcurrencyConflict, Conflict, EngramError, InvalidInput, ReadOnly
+from ..errors import (
+    ConcurrencyConflict,
+    Conflict,
+    CorruptStore,
+    EngramError,
+    InvalidInput,
+    ReadOnly,
+)
 from ..events import (
     ANY_VERSION,
     NO_STREAM,
@@ -53,7 +84,14 @@ from ..events import (
 from ..events.model import INT64_MAX, INT64_MIN
 from ..events.registry import encode_meta
 
-__all__ = ["EventLog", "Prepared", "GroupResult", "RawEvent"]
+__all__ = [
+    "EventLog", "Prepared", "GroupResult", "RawEvent", "Redaction", "GENESIS", "chain_link",
+    "chain_of_raw",
+]
+
+#: The chain value "before" event 1.
+GENESIS = bytes(32)
+_fields = msgspec.json.Encoder()
 
 
 class RawEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,6 +110,49 @@ class RawEvent(msgspec.Struct, frozen=True, kw_only=True):
     valid_to: int | None
     payload: bytes
     meta: bytes
+    #: the hash chain value the log holds for this event (None: not known)
+    chain: bytes | None = None
+
+
+def chain_link(
+    prev: bytes, seq: int, id: str, namespace: str, stream: str, version: int, type: str,
+    schema: int, recorded_at: int, valid_from: int | None, valid_to: int | None,
+    payload: bytes, meta: bytes,
+) -> bytes:
+    """The chain value of one event: SHA-256 over the previous event's chain and
+    every stored field of this one (the fixed fields as a JSON array, then the
+    payload and meta bytes, whose lengths that array holds)."""
+    h = hashlib.sha256(prev)
+    h.update(_fields.encode((seq, id, namespace, stream, version, type, schema, recorded_at,
+                             valid_from, valid_to, len(payload), len(meta))))
+    h.update(payload)
+    h.update(meta)
+    return h.digest()
+
+
+def chain_of_raw(prev: bytes, raw: RawEvent) -> bytes:
+    """:func:`chain_link` of a stored-form event."""
+    return chain_link(prev, raw.seq, raw.id, raw.namespace, raw.stream, raw.version, raw.type,
+                      raw.schema, raw.recorded_at, raw.valid_from, raw.valid_to, raw.payload,
+                      raw.meta)
+
+
+def broken_link(seq: int, where: str = "") -> CorruptStore:
+    """The error for an event whose content does not match its chain value."""
+    return CorruptStore(
+        f"event {seq}{where} fails its checksum (the hash chain breaks there): the stored"
+        " event was damaged; run `engram check` and restore from a backup", seq=seq)
+
+
+class Redaction(NamedTuple):
+    """What a backend writes for :meth:`EventLog.redact`, all in one transaction:
+    ``rows`` (from the first redacted seq to the head, each with its new chain
+    value; ``changed`` marks the redacted ones, whose content columns change
+    too) and ``meta`` (keys to set: the new epoch and the re-base record)."""
+
+    rows: list[tuple[RawEvent, bool]]
+    count: int
+    meta: dict[str, str]
 
 
 _meta_decoder = msgspec.json.Decoder(Meta)
@@ -88,10 +169,16 @@ class Prepared(NamedTuple):
 
 
 GroupResult = list[Event] | ConcurrencyConflict
+#: what ``_write`` stores: the event, its encoded blobs, its chain value
+Row = tuple[Event, Prepared, bytes]
 
 
 class EventLog(ABC):
     """Base class of log backends. Subclasses store rows; this class validates."""
+
+    #: whether the chain value of the last event written may be remembered
+    #: (False where other processes write, or re-base, the same log)
+    _cache_tip = True
 
     def __init__(self, registry: Registry | None = None) -> None:
         self.registry = registry or default_registry()
@@ -100,6 +187,8 @@ class EventLog(ABC):
         self._write_lock = threading.RLock()
         self._write_depth = 0
         self._known_head = -1  # the storage head last read in a transaction
+        self._tip: tuple[int, bytes] = (0, GENESIS)  # (seq, chain) of the last event
+        self._trusting = threading.local()
 
     # -- writing ---------------------------------------------------------------
 
@@ -202,11 +291,38 @@ class EventLog(ABC):
                     rows.extend(zip(outcome, group, strict=True))
                 results.append(outcome)
             if rows:
-                self._write(rows)
+                self._write(self._link(rows))
                 self._versions.update(staged)
                 self._last_recorded = recorded
                 self._known_head = rows[-1][0].seq
             return results
+
+    def _link(self, rows: list[tuple[Event, Prepared]]) -> list[Row]:
+        """Give each new event its chain value, continuing from the stored tip."""
+        first = rows[0][0].seq
+        prev = self._chain_before(first)
+        out: list[Row] = []
+        for e, p in rows:
+            prev = chain_link(prev, e.seq, e.id, e.namespace, e.stream, e.version, e.type,
+                              e.schema, e.recorded_at, e.valid_from, e.valid_to, p.blob,
+                              p.meta_blob)
+            out.append((e, p, prev))
+        return out
+
+    def _chain_before(self, seq: int) -> bytes:
+        """The chain value of event ``seq - 1`` (GENESIS before event 1)."""
+        if seq <= 1:
+            return GENESIS
+        if self._tip[0] == seq - 1 and self._cache_tip:
+            return self._tip[1]
+        stored = self._chain_at(seq - 1)
+        if stored is None:
+            raise CorruptStore(f"event {seq - 1} has no chain value", seq=seq - 1)
+        return stored
+
+    def _note_tip(self, seq: int, chain: bytes) -> None:
+        if seq >= self._tip[0]:
+            self._tip = (seq, chain)
 
     def _stage(
         self, group: Sequence[Prepared], seq: int, recorded: int, staged: dict[str, int]
@@ -270,9 +386,53 @@ class EventLog(ABC):
         return version
 
     def redact(self, seqs: Iterable[int]) -> int:
-        """Replace the payloads of events ``seqs`` with :class:`Redacted` markers."""
+        """Replace the payloads of events ``seqs`` with :class:`Redacted` markers,
+        re-base the hash chain over them and start a new ``epoch``, in one
+        transaction (see the module docstring)."""
         with self.writing():
-            return self._redact(sorted(set(seqs)))
+            return self._redact(sorted(s for s in set(seqs) if 0 < s <= self.head()))
+
+    def plan_redaction(
+        self, seqs: Sequence[int], rows: Iterable[RawEvent], *, epoch: int, head: int,
+        rebases: str | None, now: int | None = None,
+    ) -> Redaction:
+        """What redacting ``seqs`` writes (backends call this inside their
+        transaction): ``rows`` are the stored events from ``seqs[0]`` to ``head``
+        with their stored chain values, ``epoch`` the current epoch, ``rebases``
+        the current ``chain_rebases`` meta. Raises :class:`CorruptStore` naming the
+        first event whose stored chain does not check out: damage is never
+        re-based into a valid chain."""
+        todo = set(seqs)
+        first = seqs[0] if seqs else head + 1
+        prev_old = prev_new = self._chain_before(first)
+        before = prev_old
+        out: list[tuple[RawEvent, bool]] = []
+        count = 0
+        expected = first
+        for raw in rows:
+            if raw.seq != expected:
+                raise CorruptStore(f"event {expected} is missing from the log", seq=expected)
+            if raw.chain is None or chain_of_raw(prev_old, raw) != raw.chain:
+                raise broken_link(raw.seq, " (found while compacting)")
+            prev_old = raw.chain
+            changed = raw.seq in todo and raw.type != REDACTED
+            if changed:
+                raw = next(self.redact_raw([raw], {raw.seq}))
+                count += 1
+            prev_new = chain_of_raw(prev_new, raw)
+            out.append((msgspec.structs.replace(raw, chain=prev_new), changed))
+            expected += 1
+        if expected - 1 != max(head, first - 1):
+            raise CorruptStore(f"event {expected} is missing from the log", seq=expected)
+        record = {"epoch": epoch + 1, "first_seq": first, "head": head,
+                  "head_chain_before": prev_old.hex() if out else before.hex(),
+                  "head_chain_after": prev_new.hex() if out else before.hex(),
+                  "at": now if now is not None else now_us()}
+        history = msgspec.json.decode(rebases) if rebases else []
+        meta = {"epoch": str(epoch + 1)}
+        if count:
+            meta["chain_rebases"] = msgspec.json.encode([*history, record]).decode()
+        return Redaction(out, count, meta)
 
     def redacted_payload(self, type_name: str) -> tuple[Redacted, bytes]:
         payload, blob, _ = self.registry.coerce(REDACTED, Redacted(was=type_name))
@@ -285,7 +445,7 @@ class EventLog(ABC):
             if raw.seq in seqs and raw.type != REDACTED:
                 _, blob = self.redacted_payload(raw.type)
                 raw = msgspec.structs.replace(raw, type=REDACTED, schema=1, payload=blob,
-                                              valid_from=None, valid_to=None)
+                                              valid_from=None, valid_to=None, chain=None)
             yield raw
 
     # -- raw events: export, import, verify ------------------------------------
@@ -312,7 +472,7 @@ class EventLog(ABC):
                 last = raw.recorded_at
                 rows.append(row)
             if rows:
-                self._write(rows)
+                self._write(self._link(rows))
                 self._versions.update(versions)
                 self._last_recorded = max(self._last_recorded, last)
             return len(rows)
@@ -377,32 +537,91 @@ class EventLog(ABC):
             raise InvalidInput(f"event {seq}: payload exceeds {self.registry.max_payload} bytes")
         return payload, raw.payload  # an older shape stays as it was written
 
-    def read_raw(self, after: int = 0, upto: int | None = None) -> Iterator[RawEvent]:
-        """Events with ``after < seq <= upto`` as stored (see :class:`RawEvent`).
+    def read_raw(
+        self, after: int = 0, upto: int | None = None, *, verify: bool = True
+    ) -> Iterator[RawEvent]:
+        """Events with ``after < seq <= upto`` as stored (see :class:`RawEvent`),
+        each with its chain value. ``verify`` (the default) raises
+        :class:`CorruptStore` at the first event whose chain does not check out;
+        ``verify=False`` yields what is stored, damaged or not (for :meth:`verify`
+        and for exports told to take a damaged log as it is).
 
         This default re-encodes what :meth:`read` returns, which is exact for
         backends that keep payloads at their type's current schema."""
+        verify = verify and self._verifying()
+        prev = self._chain_before(after + 1) if verify else GENESIS
         for e in self.read(after, upto):
-            yield RawEvent(
+            raw = RawEvent(
                 seq=e.seq, id=e.id, namespace=e.namespace, stream=e.stream, version=e.version,
                 type=e.type, schema=e.schema, recorded_at=e.recorded_at,
                 valid_from=e.valid_from, valid_to=e.valid_to,
                 payload=self.registry.coerce(e.type, e.payload)[1], meta=encode_meta(e.meta),
+                chain=self._chain_at(e.seq),
             )
+            if verify:
+                prev = self._check_link(prev, raw)
+            yield raw
+
+    @contextlib.contextmanager
+    def unverified(self) -> Iterator[None]:
+        """Within this block, in this thread, reads return events as stored without
+        checking the hash chain (to export what a damaged log still holds)."""
+        was = getattr(self._trusting, "on", False)
+        self._trusting.on = True
+        try:
+            yield
+        finally:
+            self._trusting.on = was
+
+    def _verifying(self) -> bool:
+        return not getattr(self._trusting, "on", False)
+
+    @staticmethod
+    def _check_link(prev: bytes, raw: RawEvent) -> bytes:
+        """``raw``'s chain value if it links to ``prev``; else :class:`CorruptStore`."""
+        if raw.chain is None or chain_of_raw(prev, raw) != raw.chain:
+            raise broken_link(raw.seq)
+        return raw.chain
+
+    def chain_head(self) -> tuple[int, bytes]:
+        """``(head, chain value of the head event)``; ``(0, GENESIS)`` when empty."""
+        head = self.head()
+        return head, self._chain_before(head + 1)
+
+    def chain_at(self, seq: int) -> bytes | None:
+        """The stored chain value of event ``seq`` (GENESIS for 0; None if absent)."""
+        if seq == 0:
+            return GENESIS
+        if not 0 < seq <= self.head():
+            return None
+        return self._chain_at(seq)
 
     def verify(self, *, limit: int = 100) -> list[str]:
         """Read the whole log back and list what does not check out (at most
-        ``limit`` problems): storage integrity, dense seqs, dense versions per
-        stream, times that never go back, and every event decoding and validating."""
+        ``limit`` problems): storage integrity, dense seqs, the hash chain (the
+        first event where it breaks is named; the links after it are checked
+        against their own stored values, so later damage is named too), dense
+        versions per stream, times that never go back, and every event decoding
+        and validating."""
         problems = self._integrity()
         versions: dict[str, int] = {}
         expected, last = 1, 0
+        prev: bytes | None = GENESIS
+        chained = getattr(self, "chained", True)
         try:
-            for raw in self.read_raw():
+            for raw in self.read_raw(verify=False):
                 if len(problems) >= limit:
                     break
                 if raw.seq != expected:
                     problems.append(f"seqs jump from {expected - 1} to {raw.seq}")
+                    prev = None
+                if not chained:
+                    pass  # an older format without a chain: check says so
+                elif raw.chain is None:
+                    problems.append(f"event {raw.seq} has no chain value")
+                elif prev is not None and chain_of_raw(prev, raw) != raw.chain:
+                    problems.append(str(broken_link(raw.seq)))
+                prev = raw.chain
                 try:
                     self._check_raw(raw, raw.seq, versions, last)
                 except EngramError as exc:
@@ -422,14 +641,22 @@ class EventLog(ABC):
     # -- backend hooks ---------------------------------------------------------
 
     @abstractmethod
-    def _write(self, rows: list[tuple[Event, Prepared]]) -> None:
-        """Durably store numbered events (with their encoded blobs) in one transaction."""
+    def _write(self, rows: list[Row]) -> None:
+        """Durably store numbered events (with their encoded blobs and chain values)
+        in one transaction; then ``_note_tip(seq, chain)`` of the last one."""
+
+    @abstractmethod
+    def _chain_at(self, seq: int) -> bytes | None:
+        """The stored chain value of event ``seq`` (None if absent)."""
 
     @abstractmethod
     def _load_version(self, stream: str) -> int: ...
 
     @abstractmethod
-    def _redact(self, seqs: list[int]) -> int: ...
+    def _redact(self, seqs: list[int]) -> int:
+        """In ONE transaction: read events ``seqs[0]..head`` as stored, call
+        :meth:`plan_redaction`, write its rows (content of the changed ones, chain
+        of all) and its meta; return its count. ``seqs`` are sorted, in 1..head."""
 
     @abstractmethod
     def _check_open(self) -> None: ...

@@ -8,10 +8,12 @@ from collections.abc import Iterator
 import msgspec
 
 from ..errors import NotFound, StoreClosed
-from ..events import REDACTED, Event, Registry
-from .base import EventLog, Prepared, RawEvent
+from ..events import Event, Meta, Registry
+from .base import EventLog, RawEvent, Row
 
 __all__ = ["MemoryLog"]
+
+_meta_decoder = msgspec.json.Decoder(Meta)
 
 
 class MemoryLog(EventLog):
@@ -22,48 +24,67 @@ class MemoryLog(EventLog):
         self._streams: dict[str, list[int]] = {}
         self._meta: dict[str, str] = {}
         self._old_blobs: dict[int, bytes] = {}  # imported payloads at an older schema
+        self._chains: list[bytes] = []  # the hash chain, one value per event
         self._closed = False
 
     def _check_open(self) -> None:
         if self._closed:
             raise StoreClosed("the log is closed")
 
-    def _write(self, rows: list[tuple[Event, Prepared]]) -> None:
+    def _write(self, rows: list[Row]) -> None:
         # Readers index by seq without the lock: append the streams first, then
         # the events list, so anything a reader can reach by seq is complete.
-        for event, prep in rows:
+        for event, prep, _ in rows:
             self._streams.setdefault(event.stream, []).append(event.seq)
             if prep.schema != self.registry.get(event.type).schema:
                 self._old_blobs[event.seq] = prep.blob
-        self._times.extend(e.recorded_at for e, _ in rows)
-        self._events.extend(e for e, _ in rows)
+        self._chains.extend(c for _, _, c in rows)
+        self._times.extend(e.recorded_at for e, _, _ in rows)
+        self._events.extend(e for e, _, _ in rows)
+        self._note_tip(rows[-1][0].seq, rows[-1][2])
+
+    def _chain_at(self, seq: int) -> bytes | None:
+        return self._chains[seq - 1] if 0 < seq <= len(self._chains) else None
 
     def _load_version(self, stream: str) -> int:
         return len(self._streams.get(stream, ()))
 
     def _redact(self, seqs: list[int]) -> int:
-        done = 0
-        for seq in seqs:
-            if not 0 < seq <= len(self._events):
-                continue
-            old = self._events[seq - 1]
-            if old.type == REDACTED:
-                continue
-            payload, _ = self.redacted_payload(old.type)
-            self._old_blobs.pop(seq, None)
-            self._events[seq - 1] = msgspec.structs.replace(
-                old, type=REDACTED, schema=1, payload=payload, valid_from=None, valid_to=None
-            )
-            done += 1
-        return done
+        first = seqs[0] if seqs else len(self._events) + 1
+        plan = self.plan_redaction(
+            seqs, self.read_raw(first - 1, verify=False), epoch=int(self._meta.get("epoch", 0)),
+            head=len(self._events), rebases=self._meta.get("chain_rebases"))
+        for raw, changed in plan.rows:
+            i = raw.seq - 1
+            if changed:
+                self._old_blobs.pop(raw.seq, None)
+                self._events[i] = msgspec.structs.replace(  # whatever redaction rewrote
+                    self._events[i], id=raw.id, type=raw.type, schema=raw.schema,
+                    payload=self.registry.decode(raw.type, raw.schema, raw.payload),
+                    meta=_meta_decoder.decode(raw.meta), valid_from=raw.valid_from,
+                    valid_to=raw.valid_to)
+            assert raw.chain is not None
+            self._chains[i] = raw.chain
+        self._meta.update(plan.meta)
+        if plan.rows:
+            self._tip = (plan.rows[-1][0].seq, plan.rows[-1][0].chain or b"")
+        return plan.count
 
     def head(self) -> int:
         return len(self._events)
 
-    def read_raw(self, after: int = 0, upto: int | None = None) -> Iterator[RawEvent]:
-        for raw in super().read_raw(after, upto):
+    def read_raw(
+        self, after: int = 0, upto: int | None = None, *, verify: bool = True
+    ) -> Iterator[RawEvent]:
+        verify = verify and self._verifying()
+        prev = self._chain_before(after + 1)
+        for raw in super().read_raw(after, upto, verify=False):
             old = self._old_blobs.get(raw.seq)
-            yield raw if old is None else msgspec.structs.replace(raw, payload=old)
+            if old is not None:
+                raw = msgspec.structs.replace(raw, payload=old)
+            if verify:
+                prev = self._check_link(prev, raw)
+            yield raw
 
     def read(self, after: int = 0, upto: int | None = None) -> Iterator[Event]:
         self._check_open()

@@ -47,18 +47,18 @@ from ..errors import (
     StoreClosed,
     StoreUnavailable,
 )
-from ..events import REDACTED, Event, Meta, Registry
-from .base import EventLog, Prepared, RawEvent
+from ..events import Event, Meta, Registry
+from .base import GENESIS, EventLog, RawEvent, Row, broken_link, chain_link
 
 __all__ = ["PostgresLog", "split_url"]
 
 T = TypeVar("T")
 FORMAT_VERSION = "1"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,49}")
-_COLUMNS = (
-    "seq, id, namespace, stream, version, type, schema, recorded_at,"
-    " valid_from, valid_to, payload, meta"
-)
+_NAMES = ("seq", "id", "namespace", "stream", "version", "type", "schema", "recorded_at",
+          "valid_from", "valid_to", "payload", "meta", "chain")
+_COLUMNS = ", ".join(_NAMES)
+_E_COLUMNS = ", ".join(f"e.{n}" for n in _NAMES)
 _meta_decoder = msgspec.json.Decoder(Meta)
 
 
@@ -112,7 +112,10 @@ def _as_bytes(value: Any) -> bytes:
 
 
 class PostgresLog(EventLog):
-    """An :class:`EventLog` in schema ``schema`` of the database at ``url``."""
+    """An :class:`EventLog` in schema ``schema`` of the database at ``url``.
+    Rows carry the hash chain of :mod:`engramdb.log.base`; every read checks it."""
+
+    _cache_tip = False  # other processes append to (and re-base) the same table
 
     def __init__(
         self,
@@ -219,8 +222,10 @@ class PostgresLog(EventLog):
                     valid_to    BIGINT,
                     payload     BYTEA   NOT NULL,
                     meta        BYTEA   NOT NULL,
+                    chain       BYTEA,
                     UNIQUE (stream, version)
                 )""")
+            conn.execute(f"ALTER TABLE {self._t_events} ADD COLUMN IF NOT EXISTS chain BYTEA")
             conn.execute(
                 f"CREATE INDEX IF NOT EXISTS events_time ON {self._t_events} (recorded_at)")
             conn.execute(f"CREATE TABLE IF NOT EXISTS {self._t_meta}"
@@ -286,20 +291,24 @@ class PostgresLog(EventLog):
 
     # -- writing -----------------------------------------------------------------
 
-    def _write(self, rows: list[tuple[Event, Prepared]]) -> None:
+    def _write(self, rows: list[Row]) -> None:
         copy_sql = f"COPY {self._t_events} ({_COLUMNS}) FROM STDIN"
 
         def run(conn: Any) -> None:
             with conn.cursor() as cur, cur.copy(copy_sql) as copy:
-                for e, p in rows:
+                for e, p, chain in rows:
                     copy.write_row((
                         e.seq, e.id, e.namespace, e.stream, e.version, e.type, e.schema,
-                        e.recorded_at, e.valid_from, e.valid_to, p.blob, p.meta_blob,
+                        e.recorded_at, e.valid_from, e.valid_to, p.blob, p.meta_blob, chain,
                     ))
             conn.execute("SELECT pg_notify(%s, %s)", (self.channel, str(rows[-1][0].seq)))
 
         self._q(run)
         self._head = rows[-1][0].seq
+
+    def _chain_at(self, seq: int) -> bytes | None:
+        rows = self._rows(f"SELECT chain FROM {self._t_events} WHERE seq = %s", (seq,))
+        return _as_bytes(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def _load_version(self, stream: str) -> int:
         row = self._rows(f"SELECT max(version) FROM {self._t_events} WHERE stream = %s",
@@ -312,14 +321,30 @@ class PostgresLog(EventLog):
         return dict(rows)
 
     def _redact(self, seqs: list[int]) -> int:
-        rows = self._rows(f"SELECT seq, type FROM {self._t_events}"
-                          " WHERE seq = ANY(%s) AND type <> %s", (seqs, REDACTED))
-        for seq, type_name in rows:
-            _, blob = self.redacted_payload(type_name)
-            self._rows(f"UPDATE {self._t_events} SET type = %s, schema = 1, payload = %s,"
-                       " valid_from = NULL, valid_to = NULL WHERE seq = %s RETURNING seq",
-                       (REDACTED, blob, seq))
-        return len(rows)
+        # inside writing(): the events table is locked, every query below is one transaction
+        head = self.head()
+        first = seqs[0] if seqs else head + 1
+        meta = dict(self._rows(f"SELECT key, value FROM {self._t_meta}"
+                               " WHERE key IN ('epoch', 'chain_rebases')"))
+        rows = (_raw(r) for r in self._rows_in_order(first - 1, head, 5000, verify=False))
+        plan = self.plan_redaction(seqs, rows, epoch=int(meta.get("epoch") or 0), head=head,
+                                   rebases=meta.get("chain_rebases"))
+
+        def run(conn: Any) -> None:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    f"UPDATE {self._t_events} SET id = %s, type = %s, schema = %s, payload = %s,"
+                    " meta = %s, valid_from = %s, valid_to = %s, chain = %s WHERE seq = %s",
+                    [(r.id, r.type, r.schema, r.payload, r.meta, r.valid_from, r.valid_to,
+                      r.chain, r.seq) for r, changed in plan.rows if changed])
+                cur.executemany(f"UPDATE {self._t_events} SET chain = %s WHERE seq = %s",
+                                [(r.chain, r.seq) for r, changed in plan.rows if not changed])
+                cur.executemany(
+                    f"INSERT INTO {self._t_meta} (key, value) VALUES (%s, %s) ON CONFLICT (key)"
+                    " DO UPDATE SET value = excluded.value", list(plan.meta.items()))
+
+        self._q(run)
+        return plan.count
 
     def purge(self) -> None:
         """Rewrite the events table so redacted payloads leave its files (see the
@@ -408,46 +433,74 @@ class PostgresLog(EventLog):
             return self.refresh()
         return self._head
 
-    def _rows_in_order(self, after: int, upto: int | None, chunk: int) -> Iterator[tuple[Any, ...]]:
-        end = self.head() if upto is None else upto
+    def _checked(self, row: tuple[Any, ...], prev: Any) -> tuple[Any, ...]:
+        """``row`` if its chain value links to ``prev`` (the chain of the event
+        before it); else :class:`CorruptStore` naming it (see :mod:`.base`)."""
+        before = GENESIS if row[0] == 1 else prev
+        if before is None or row[12] is None or chain_link(
+                _as_bytes(before), *row[:10], _as_bytes(row[10]),
+                _as_bytes(row[11])) != _as_bytes(row[12]):
+            raise broken_link(row[0], f" in {self.where}")
+        return row
+
+    def _rows_in_order(self, after: int, upto: int | None, chunk: int, *,
+                       verify: bool = True) -> Iterator[tuple[Any, ...]]:
+        head = self.head()
+        end = head if upto is None else min(upto, head)
+        verify = verify and self._verifying()
+        prev: Any = GENESIS if after == 0 else (self._chain_at(after) if verify else None)
         pos = after
         while pos < end:
             rows = self._rows(
                 f"SELECT {_COLUMNS} FROM {self._t_events} WHERE seq > %s AND seq <= %s"
                 " ORDER BY seq LIMIT %s", (pos, end, chunk))
             if not rows:
+                if verify:
+                    raise CorruptStore(f"events {pos + 1}..{end} are missing from {self.where}",
+                                       seq=pos + 1)
                 return
-            yield from rows
-            pos = rows[-1][0]
+            for row in rows:
+                if verify:
+                    if row[0] != pos + 1:
+                        raise CorruptStore(f"event {pos + 1} is missing from {self.where}",
+                                           seq=pos + 1)
+                    self._checked(row, prev)
+                    prev = row[12]
+                pos = row[0]
+                yield row
+
+    def _rows_with_prev(self, where: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Rows matching ``where`` (over alias ``e``), each checked against its chain."""
+        rows = self._rows(f"SELECT {_E_COLUMNS}, p.chain FROM {self._t_events} e LEFT JOIN"
+                          f" {self._t_events} p ON p.seq = e.seq - 1 {where}", args)
+        if not self._verifying():
+            return rows
+        return [self._checked(r, r[13]) for r in rows]
 
     def read(self, after: int = 0, upto: int | None = None, *,
              chunk: int = 5000) -> Iterator[Event]:
         for row in self._rows_in_order(after, upto, chunk):
             yield self._decode(row)
 
-    def read_raw(self, after: int = 0, upto: int | None = None, *,
+    def read_raw(self, after: int = 0, upto: int | None = None, *, verify: bool = True,
                  chunk: int = 5000) -> Iterator[RawEvent]:
-        for r in self._rows_in_order(after, upto, chunk):
-            yield RawEvent(
-                seq=r[0], id=r[1], namespace=r[2], stream=r[3], version=r[4], type=r[5],
-                schema=r[6], recorded_at=r[7], valid_from=r[8], valid_to=r[9],
-                payload=_as_bytes(r[10]), meta=_as_bytes(r[11]),
-            )
+        for r in self._rows_in_order(after, upto, chunk, verify=verify):
+            yield _raw(r)
 
     def read_stream(self, stream: str, *, upto: int | None = None) -> list[Event]:
         limit = self.head() if upto is None else upto
-        rows = self._rows(f"SELECT {_COLUMNS} FROM {self._t_events}"
-                          " WHERE stream = %s AND seq <= %s ORDER BY version", (stream, limit))
+        rows = self._rows_with_prev("WHERE e.stream = %s AND e.seq <= %s ORDER BY e.version",
+                                    (stream, limit))
         return [self._decode(r) for r in rows]
 
     def read_time(self, start_us: int, end_us: int) -> Iterator[Event]:
-        rows = self._rows(
-            f"SELECT {_COLUMNS} FROM {self._t_events} WHERE recorded_at >= %s"
-            " AND recorded_at < %s AND seq <= %s ORDER BY seq", (start_us, end_us, self.head()))
+        rows = self._rows_with_prev(
+            "WHERE e.recorded_at >= %s AND e.recorded_at < %s AND e.seq <= %s ORDER BY e.seq",
+            (start_us, end_us, self.head()))
         return (self._decode(r) for r in rows)
 
     def get(self, seq: int) -> Event:
-        rows = self._rows(f"SELECT {_COLUMNS} FROM {self._t_events} WHERE seq = %s", (seq,))
+        rows = self._rows_with_prev("WHERE e.seq = %s", (seq,))
         if not rows or seq > self.head():
             raise NotFound(f"no event with seq {seq}", seq=seq)
         return self._decode(rows[0])
@@ -471,6 +524,15 @@ class PostgresLog(EventLog):
             self._drop_listener()
             with contextlib.suppress(Exception):
                 self._pool.close()
+
+
+def _raw(r: tuple[Any, ...]) -> RawEvent:
+    return RawEvent(
+        seq=r[0], id=r[1], namespace=r[2], stream=r[3], version=r[4], type=r[5],
+        schema=r[6], recorded_at=r[7], valid_from=r[8], valid_to=r[9],
+        payload=_as_bytes(r[10]), meta=_as_bytes(r[11]),
+        chain=None if r[12] is None else _as_bytes(r[12]),
+    )
 
 
 def _is_driver_error(exc: BaseException) -> bool:

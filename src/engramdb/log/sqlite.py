@@ -11,6 +11,19 @@
   corrupt); ``off`` leaves it to the OS (bulk loads; a crash may corrupt).
 * SQLite's WAL frames carry checksums: a torn tail after a crash is discarded
   on open, never read.
+* Every row holds its hash chain value (see :mod:`engramdb.log.base`); every
+  read checks it, so a damaged event raises :class:`CorruptStore` instead of
+  being returned. Opening checks the last :data:`TAIL_CHECK` events.
+* ``<path>.head`` (the head marker) holds the last committed seq and its chain
+  value, rewritten after every commit. SQLite silently drops every commit after
+  a damaged or cut WAL frame; a log that ends before the marker lost those
+  commits, and opening it raises :class:`CorruptStore` instead of carrying on
+  without them (an older copy restored on purpose: delete the marker first).
+* Files are created owner-only: the database (and so SQLite's ``-wal`` and
+  ``-shm``, which take its mode), the lock and the head marker are 0600.
+* A store written before the chain existed (format 1) gets it computed once,
+  in one transaction, when it is first opened for writing; opened read-only it
+  is read unchecked and ``chained`` is False (``check`` says so).
 
 Every ``sqlite3`` exception is translated in :func:`_translate`, and only there.
 """
@@ -19,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import sqlite3
 import threading
@@ -29,13 +43,14 @@ from typing import Any, TypeVar
 import msgspec
 
 from ..errors import CorruptStore, EngramError, NotFound, ReadOnly, StoreClosed, StoreLocked
-from ..events import REDACTED, Event, Meta, Registry
-from .base import EventLog, Prepared, RawEvent
+from ..events import Event, Meta, Registry
+from .base import GENESIS, EventLog, RawEvent, Row, broken_link, chain_link, chain_of_raw
 
 __all__ = ["SQLiteLog", "DURABILITY"]
 
 DURABILITY = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the hash chain column
+TAIL_CHECK = 1000  # events whose chain opening checks
 T = TypeVar("T")
 
 _SCHEMA = """
@@ -51,17 +66,22 @@ CREATE TABLE IF NOT EXISTS events (
     valid_from  INTEGER,
     valid_to    INTEGER,
     payload     BLOB    NOT NULL,
-    meta        BLOB    NOT NULL
+    meta        BLOB    NOT NULL,
+    chain       BLOB
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_stream ON events(stream, version);
 CREATE INDEX IF NOT EXISTS events_time ON events(recorded_at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-_COLUMNS = (
-    "seq, id, namespace, stream, version, type, schema, recorded_at,"
-    " valid_from, valid_to, payload, meta"
-)
-_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+_NAMES = ("seq", "id", "namespace", "stream", "version", "type", "schema", "recorded_at",
+          "valid_from", "valid_to", "payload", "meta", "chain")
+_COLUMNS = ", ".join(_NAMES)
+_E_COLUMNS = ", ".join(f"e.{n}" for n in _NAMES)
+#: each row with the chain value of the event before it (what its own chain links to)
+_WITH_PREV = (f"SELECT {_E_COLUMNS}, p.chain FROM events e"
+              " LEFT JOIN events p ON p.seq = e.seq - 1")
+_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_MODE = 0o600
 _meta_decoder = msgspec.json.Decoder(Meta)
 _META_CACHE: dict[bytes, Meta] = {}  # meta blobs repeat (same agent/session): decode once
 
@@ -85,6 +105,60 @@ def _as_bytes(value: Any) -> bytes:
     return value.encode() if isinstance(value, str) else str(value).encode()
 
 
+_COLUMNS_UNCHAINED = _COLUMNS.replace("chain", "NULL")  # a format-1 store opened read-only
+
+
+def _raw(r: tuple[Any, ...]) -> RawEvent:
+    return RawEvent(
+        seq=r[0], id=r[1], namespace=r[2], stream=r[3], version=r[4], type=r[5],
+        schema=r[6], recorded_at=r[7], valid_from=r[8], valid_to=r[9],
+        payload=_as_bytes(r[10]), meta=_as_bytes(r[11]),
+        chain=None if r[12] is None else _as_bytes(r[12]),
+    )
+
+
+def _chunks(conn: sqlite3.Connection, after: int, end: int, chunk: int
+            ) -> Iterator[tuple[Any, ...]]:
+    pos = after
+    while pos < end:
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE seq > ? AND seq <= ?"
+                            " ORDER BY seq LIMIT ?", (pos, end, chunk)).fetchall()
+        if not rows:
+            return
+        yield from rows
+        pos = rows[-1][0]
+
+
+def _create_private(path: str) -> int:
+    """Open ``path`` (creating it owner-only, 0600, whatever the umask); its fd."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, _MODE)
+    try:
+        if os.fstat(fd).st_size == 0:
+            os.fchmod(fd, _MODE)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+_MARKER = b"ENGHEAD1"
+
+
+def _marker_bytes(seq: int, chain: bytes) -> bytes:
+    body = seq.to_bytes(8, "little") + chain
+    return _MARKER + body + hashlib.sha256(_MARKER + body).digest()
+
+
+def _parse_marker(data: bytes) -> tuple[int, bytes] | None:
+    size = len(_MARKER) + 8 + 32 + 32
+    if len(data) < size or not data.startswith(_MARKER):
+        return None
+    body, digest = data[len(_MARKER):size - 32], data[size - 32:size]
+    if hashlib.sha256(_MARKER + body).digest() != digest:
+        return None
+    return int.from_bytes(body[:8], "little"), body[8:]
+
+
 class SQLiteLog(EventLog):
     def __init__(
         self,
@@ -93,11 +167,15 @@ class SQLiteLog(EventLog):
         durability: str = "normal",
         read_only: bool = False,
         registry: Registry | None = None,
+        verify_open: bool = True,
     ) -> None:
+        """``verify_open=False`` skips the head-marker and tail checks (for
+        ``check``, which reads a damaged log to name what is wrong)."""
         super().__init__(registry)
         if durability not in DURABILITY:
             raise ValueError(f"durability must be one of {sorted(DURABILITY)}")
         self.path = os.fspath(path)
+        self.marker_path = self.path + ".head"
         self.durability = durability
         self.read_only = read_only
         self._closed = False
@@ -105,14 +183,26 @@ class SQLiteLog(EventLog):
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._lock_fd: int | None = None
+        self._marker_fd: int | None = None
+        self.chained = True
         if not read_only:
             self._take_lock()
         try:
+            marker = self._read_marker()
             self._conn = self._connect(writer=not read_only)
             top = self._q(lambda: self._conn.execute("SELECT max(seq) FROM events").fetchone())
             self._head: int = top[0] or 0
             row = self._conn.execute("SELECT max(recorded_at) FROM events").fetchone()
             self._last_recorded = row[0] or 0
+            if verify_open:
+                self._check_marker(marker)
+                self._check_tail()
+            if self.chained and self._head:
+                tip = self._chain_at(self._head)
+                if tip is not None:
+                    self._tip = (self._head, tip)
+            if not read_only:
+                self._marker_fd = _create_private(self.marker_path)
         except BaseException:
             self._release_lock()
             raise
@@ -120,7 +210,7 @@ class SQLiteLog(EventLog):
     # -- connections -------------------------------------------------------------
 
     def _take_lock(self) -> None:
-        fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _create_private(self.path + ".lock")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -142,6 +232,8 @@ class SQLiteLog(EventLog):
     def _connect(self, *, writer: bool) -> sqlite3.Connection:
         try:
             if writer:
+                if not os.path.exists(self.path):
+                    os.close(_create_private(self.path))  # -wal and -shm take its mode
                 conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={DURABILITY[self.durability]}")
@@ -149,10 +241,12 @@ class SQLiteLog(EventLog):
                 conn.execute("PRAGMA busy_timeout=5000")
                 # 64 MiB: the stream index is random-access
                 conn.execute("PRAGMA cache_size=-65536")
-                if conn.execute("PRAGMA user_version").fetchone()[0] > FORMAT_VERSION:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > FORMAT_VERSION:
                     raise CorruptStore(f"{self.path} was written by a newer engramdb")
                 conn.executescript(_SCHEMA)
-                conn.execute(f"PRAGMA user_version={FORMAT_VERSION}")
+                if version < FORMAT_VERSION:
+                    self._migrate(conn)
             else:
                 if not os.path.exists(self.path):
                     raise NotFound(f"no store at {self.path}", path=self.path)
@@ -162,9 +256,114 @@ class SQLiteLog(EventLog):
                 )
                 conn.execute("PRAGMA busy_timeout=5000")
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                columns = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
+                self.chained = "chain" in columns or not columns
             return conn
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring a store of an older format up to date, in one transaction:
+        format 1 had no hash chain, so compute it once over the stored rows."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
+            if "chain" not in columns:
+                conn.execute("ALTER TABLE events ADD COLUMN chain BLOB")
+            prev, pos = GENESIS, 0
+            while True:
+                rows = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE seq > ?"
+                                    " ORDER BY seq LIMIT 5000", (pos,)).fetchall()
+                if not rows:
+                    break
+                links = []
+                for r in rows:
+                    prev = chain_of_raw(prev, _raw(r))
+                    links.append((prev, r[0]))
+                conn.executemany("UPDATE events SET chain = ? WHERE seq = ?", links)
+                pos = rows[-1][0]
+            conn.execute(f"PRAGMA user_version={FORMAT_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # -- the head marker and the tail check ---------------------------------------
+
+    def _read_marker(self) -> tuple[int, bytes] | None:
+        """(seq, chain) from the head marker; None if there is none. A marker
+        that does not parse is damage of its own: refused, not ignored."""
+        try:
+            with open(self.marker_path, "rb") as fh:
+                data = fh.read(4096)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CorruptStore(f"cannot read {self.marker_path}: {exc}",
+                               path=self.marker_path) from None
+        parsed = _parse_marker(data)
+        if parsed is None:
+            if not data.strip(b"\0"):
+                return None  # created, never written: nothing was committed through it
+            raise CorruptStore(
+                f"the head marker {self.marker_path} is damaged; if the store itself checks"
+                " out (`engram check`), delete the marker and open again", path=self.marker_path)
+        return parsed
+
+    def _check_marker(self, marker: tuple[int, bytes] | None) -> None:
+        if marker is None:
+            return
+        seq, chain = marker
+        if seq > self._head:
+            raise CorruptStore(
+                f"{self.path} ends at seq {self._head} but seq {seq} was committed (its head"
+                f" marker {self.marker_path} says so): events {self._head + 1}..{seq} are gone,"
+                " e.g. a damaged or cut write-ahead log, or an older copy of the file put back."
+                " Restore from a backup; to keep this copy as it is (a backup restored on"
+                " purpose), delete the head marker and open again",
+                path=self.path, seq=self._head + 1)
+        if not self.chained or seq == 0:
+            return
+        stored = self._chain_at(seq)
+        if stored == chain or self._rebased(seq):
+            return
+        raise CorruptStore(
+            f"event {seq} of {self.path} is not the event its head marker recorded: the file"
+            " holds another history (an older or foreign copy) or was damaged; restore from"
+            " a backup, or delete the head marker to keep this copy", path=self.path, seq=seq)
+
+    def _rebased(self, seq: int) -> bool:
+        """Whether a compaction re-based the chain at ``seq`` (so an older marker's
+        chain value no longer matches it)."""
+        text = self._q(lambda: self._conn.execute(
+            "SELECT value FROM meta WHERE key = 'chain_rebases'").fetchone())
+        if not text:
+            return False
+        try:
+            records = msgspec.json.decode(text[0])
+            return any(r["first_seq"] <= seq <= r["head"] for r in records)
+        except (msgspec.DecodeError, TypeError, KeyError):
+            return False
+
+    def _check_tail(self) -> None:
+        """Check the chain of the last :data:`TAIL_CHECK` events (bounded cost)."""
+        if not self.chained or not self._head:
+            return
+        for _ in self._verified_rows(max(self._head - TAIL_CHECK, 0), self._head, 5000,
+                                     self._conn):
+            pass
+
+    def _write_marker(self, seq: int, chain: bytes) -> None:
+        """Record the committed head (after the commit: a crash leaves it behind
+        the log, never ahead). One small write, no fsync."""
+        if self._marker_fd is None:
+            return
+        try:
+            os.pwrite(self._marker_fd, _marker_bytes(seq, chain), 0)
+        except OSError as exc:
+            raise EngramError(f"cannot write the head marker {self.marker_path}: {exc}",
+                              path=self.marker_path) from None
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read connection (the writer's own when writing is not ours)."""
@@ -189,18 +388,26 @@ class SQLiteLog(EventLog):
 
     # -- writing -----------------------------------------------------------------
 
-    def _write(self, rows: list[tuple[Event, Prepared]]) -> None:
+    def _write(self, rows: list[Row]) -> None:
         if self.read_only:
             raise ReadOnly(f"{self.path} is open read-only")
         params = [
             (
                 e.seq, e.id, e.namespace, e.stream, e.version, e.type, e.schema,
-                e.recorded_at, e.valid_from, e.valid_to, p.blob, p.meta_blob,
+                e.recorded_at, e.valid_from, e.valid_to, p.blob, p.meta_blob, chain,
             )
-            for e, p in rows
+            for e, p, chain in rows
         ]
         self._transaction(lambda c: c.executemany(_INSERT, params))
         self._head = rows[-1][0].seq
+        self._note_tip(self._head, rows[-1][2])
+        self._write_marker(self._head, rows[-1][2])
+
+    def _chain_at(self, seq: int) -> bytes | None:
+        if not self.chained:
+            return None
+        rows = self._rows("SELECT chain FROM events WHERE seq = ?", (seq,))
+        return _as_bytes(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def _transaction(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         conn = self._conn
@@ -240,22 +447,35 @@ class SQLiteLog(EventLog):
         if self.read_only:
             raise ReadOnly(f"{self.path} is open read-only")
 
-        def run(conn: sqlite3.Connection) -> int:
-            done = 0
-            for seq in seqs:
-                row = conn.execute("SELECT type FROM events WHERE seq = ?", (seq,)).fetchone()
-                if row is None or row[0] == REDACTED:
-                    continue
-                _, blob = self.redacted_payload(row[0])
-                conn.execute(
-                    "UPDATE events SET type = ?, schema = 1, payload = ?, valid_from = NULL,"
-                    " valid_to = NULL WHERE seq = ?",
-                    (REDACTED, blob, seq),
-                )
-                done += 1
-            return done
+        def run(conn: sqlite3.Connection) -> Any:
+            first = seqs[0] if seqs else self._head + 1
+            meta = dict(conn.execute(
+                "SELECT key, value FROM meta WHERE key IN ('epoch', 'chain_rebases')"))
+            rows = (_raw(r) for r in _chunks(conn, first - 1, self._head, 5000))
+            plan = self.plan_redaction(seqs, rows, epoch=int(meta.get("epoch") or 0),
+                                       head=self._head, rebases=meta.get("chain_rebases"))
+            for raw, changed in plan.rows:
+                if changed:
+                    conn.execute(
+                        "UPDATE events SET id = ?, type = ?, schema = ?, payload = ?, meta = ?,"
+                        " valid_from = ?, valid_to = ?, chain = ? WHERE seq = ?",
+                        (raw.id, raw.type, raw.schema, raw.payload, raw.meta, raw.valid_from,
+                         raw.valid_to, raw.chain, raw.seq))
+                else:
+                    conn.execute("UPDATE events SET chain = ? WHERE seq = ?",
+                                 (raw.chain, raw.seq))
+            conn.executemany(
+                "INSERT INTO meta(key, value) VALUES(?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value", list(plan.meta.items()))
+            return plan
 
-        return int(self._transaction(run))
+        plan = self._transaction(run)
+        if plan.rows:
+            last = plan.rows[-1][0]
+            assert last.chain is not None
+            self._tip = (last.seq, last.chain)
+            self._write_marker(last.seq, last.chain)
+        return int(plan.count)
 
     def purge(self) -> None:
         """Rewrite the file and empty the WAL so redacted bytes are gone from disk."""
@@ -311,9 +531,28 @@ class SQLiteLog(EventLog):
             valid_to=row[9], payload=payload, meta=meta,
         )
 
+    def _checked(self, row: tuple[Any, ...], prev: Any) -> tuple[Any, ...]:
+        """``row`` if its chain value links to ``prev`` (the stored chain of the
+        event before it); else :class:`CorruptStore` naming it."""
+        if self.chained:
+            before = GENESIS if row[0] == 1 else prev
+            if before is None or row[12] is None or chain_link(
+                    before, *row[:10], _as_bytes(row[10]), _as_bytes(row[11])) != row[12]:
+                raise broken_link(row[0], f" in {self.path}")
+        return row
+
     def _rows(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         conn = self._reader()
         return self._q(lambda: conn.execute(sql, args).fetchall())
+
+    def _rows_with_prev(self, where: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Rows matching ``where`` (over alias ``e``), each checked against its chain."""
+        if not self.chained:
+            return self._rows(f"SELECT {_COLUMNS_UNCHAINED} FROM events e {where}", args)
+        rows = self._rows(f"{_WITH_PREV} {where}", args)
+        if not self._verifying():
+            return rows
+        return [self._checked(r, r[13]) for r in rows]
 
     def head(self) -> int:
         if self.read_only:
@@ -321,19 +560,46 @@ class SQLiteLog(EventLog):
             return row[0][0] or 0
         return self._head
 
-    def _rows_in_order(self, after: int, upto: int | None, chunk: int) -> Iterator[tuple[Any, ...]]:
-        """Event rows with ``after < seq <= upto`` in seq order, read ``chunk`` at a time."""
-        end = self.head() if upto is None else upto
+    def _verified_rows(
+        self, after: int, end: int, chunk: int, conn: sqlite3.Connection | None = None,
+        *, verify: bool = True,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Event rows with ``after < seq <= end`` in seq order, read ``chunk`` at a
+        time, each checked against the chain (unless ``verify`` is False)."""
+        conn = conn or self._reader()
+        verify = verify and self.chained and self._verifying()
+        prev: Any = GENESIS
+        if verify and after > 0:
+            found = self._q(lambda: conn.execute(
+                "SELECT chain FROM events WHERE seq = ?", (after,)).fetchone())
+            prev = found[0] if found else None
+        columns = _COLUMNS if self.chained else _COLUMNS_UNCHAINED
         pos = after
         while pos < end:
-            rows = self._rows(
-                f"SELECT {_COLUMNS} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-                (pos, end, chunk),
-            )
+            rows = self._q(lambda: conn.execute(
+                f"SELECT {columns} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                (pos, end, chunk)).fetchall())  # noqa: B023 - run now
             if not rows:
+                if verify:  # the head says there is more: a damaged table, not the end
+                    raise CorruptStore(f"events {pos + 1}..{end} are missing from {self.path}",
+                                       path=self.path, seq=pos + 1)
                 return
-            yield from rows
-            pos = rows[-1][0]
+            for row in rows:
+                if verify:
+                    if row[0] != pos + 1:
+                        raise CorruptStore(f"event {pos + 1} is missing from {self.path}",
+                                           path=self.path, seq=pos + 1)
+                    self._checked(row, prev)
+                    prev = row[12]
+                pos = row[0]
+                yield row
+
+    def _rows_in_order(self, after: int, upto: int | None, chunk: int,
+                       *, verify: bool = True) -> Iterator[tuple[Any, ...]]:
+        """Event rows with ``after < seq <= upto`` in seq order, chain-checked."""
+        head = self.head()
+        end = head if upto is None else min(upto, head)
+        yield from self._verified_rows(after, end, chunk, verify=verify)
 
     def read(
         self, after: int = 0, upto: int | None = None, *, chunk: int = 5000
@@ -342,37 +608,34 @@ class SQLiteLog(EventLog):
             yield self._decode(row)
 
     def read_raw(
-        self, after: int = 0, upto: int | None = None, *, chunk: int = 5000
+        self, after: int = 0, upto: int | None = None, *, verify: bool = True,
+        chunk: int = 5000,
     ) -> Iterator[RawEvent]:
-        for r in self._rows_in_order(after, upto, chunk):
-            yield RawEvent(
-                seq=r[0], id=r[1], namespace=r[2], stream=r[3], version=r[4], type=r[5],
-                schema=r[6], recorded_at=r[7], valid_from=r[8], valid_to=r[9],
-                payload=_as_bytes(r[10]), meta=_as_bytes(r[11]),
-            )
+        for r in self._rows_in_order(after, upto, chunk, verify=verify):
+            yield _raw(r)
 
     def _integrity(self) -> list[str]:
-        rows = self._rows("PRAGMA integrity_check", ())
+        try:
+            rows = self._rows("PRAGMA integrity_check", ())
+        except EngramError as exc:
+            return [f"sqlite: {exc}"]
         return [] if [r[0] for r in rows] == ["ok"] else [f"sqlite: {r[0]}" for r in rows]
 
     def read_stream(self, stream: str, *, upto: int | None = None) -> list[Event]:
         limit = self.head() if upto is None else upto
-        rows = self._rows(
-            f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND seq <= ? ORDER BY version",
-            (stream, limit),
-        )
+        rows = self._rows_with_prev(
+            "WHERE e.stream = ? AND e.seq <= ? ORDER BY e.version", (stream, limit))
         return [self._decode(r) for r in rows]
 
     def read_time(self, start_us: int, end_us: int) -> Iterator[Event]:
-        rows = self._rows(
-            f"SELECT {_COLUMNS} FROM events WHERE recorded_at >= ? AND recorded_at < ?"
-            " AND seq <= ? ORDER BY seq",
+        rows = self._rows_with_prev(
+            "WHERE e.recorded_at >= ? AND e.recorded_at < ? AND e.seq <= ? ORDER BY e.seq",
             (start_us, end_us, self.head()),
         )
         return (self._decode(r) for r in rows)
 
     def get(self, seq: int) -> Event:
-        rows = self._rows(f"SELECT {_COLUMNS} FROM events WHERE seq = ?", (seq,))
+        rows = self._rows_with_prev("WHERE e.seq = ?", (seq,))
         if not rows or seq > self.head():
             raise NotFound(f"no event with seq {seq}", seq=seq)
         return self._decode(rows[0])
@@ -389,7 +652,8 @@ class SQLiteLog(EventLog):
         return rows[0][0] if rows else None
 
     def files(self) -> list[str]:
-        return [p for p in (self.path, self.path + "-wal", self.path + "-shm") if os.path.exists(p)]
+        return [p for p in (self.path, self.path + "-wal", self.path + "-shm", self.marker_path)
+                if os.path.exists(p)]
 
     # -- closing -----------------------------------------------------------------
 
@@ -409,4 +673,7 @@ class SQLiteLog(EventLog):
             self._close_readers()
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
+            if self._marker_fd is not None:
+                os.close(self._marker_fd)
+                self._marker_fd = None
             self._release_lock()

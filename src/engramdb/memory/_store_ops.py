@@ -3,6 +3,7 @@ check, and re-embedding under a new model (see :class:`~engramdb.memory.Memory`)
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -13,7 +14,7 @@ from ..recall.index import IndexProjection
 from ..recall.models import ReembedReport
 from ..recall.projections import TextProjection, VectorProjection
 from ..store import CheckReport, Projection
-from ..store.check import default_fresh
+from ..store.check import check_log, default_fresh
 from ._base import FacadeBase
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ class StoreOps(FacadeBase):
     def export_events(
         self, path: str | os.PathLike[str], *, include_forgotten: bool = False,
         overwrite: bool = False,
+        allow_damaged: bool = False,
     ) -> int:
         """Write the whole event log (every namespace) to a Parquet file, losslessly;
         returns the number of events. Needs the ``parquet`` extra (pyarrow).
@@ -40,6 +42,10 @@ class StoreOps(FacadeBase):
         or hard link) or any SQLite database at ``path`` is
         :class:`~engramdb.errors.TargetIsStore`; any other existing file is
         :class:`~engramdb.errors.TargetExists` unless ``overwrite``.
+
+        Every event's hash chain is checked on the way out: a damaged log raises
+        :class:`~engramdb.errors.CorruptStore` naming the first bad seq (and no
+        file is left), unless ``allow_damaged`` takes the events as stored.
         """
         from ..store.files import check_export_target
         from ..store.parquet import write_events
@@ -49,11 +55,13 @@ class StoreOps(FacadeBase):
                             overwrite=overwrite)
 
         head = self._store.head
-        raw = self._store.log.read_raw(upto=head)
-        if not include_forgotten:
-            raw = self._store.log.redact_raw(raw, set(self._forgotten_seqs()))
-        return write_events(path, raw,
-                            metadata={"store_id": self._store.store_id, "head": head})
+        log = self._store.log
+        with log.unverified() if allow_damaged else contextlib.nullcontext():
+            raw = log.read_raw(upto=head)
+            if not include_forgotten:
+                raw = log.redact_raw(raw, set(self._forgotten_seqs()))
+            return write_events(path, raw,
+                                metadata={"store_id": self._store.store_id, "head": head})
 
     def import_events(self, path: str | os.PathLike[str]) -> int:
         """Load a Parquet export into this EMPTY store: the same events (ids, seqs,
@@ -65,9 +73,23 @@ class StoreOps(FacadeBase):
         return self._store.import_events(read_events(path))
 
     def check(self) -> CheckReport:
-        """Verify the store: the log's integrity, every projection against a full
-        replay, every snapshot file (restored + tail) against the same replay."""
+        """Verify the store: the log's integrity and hash chain, every projection
+        against a full replay, every snapshot file (restored + tail) against the
+        same replay."""
         return self._store.check(self._fresh_projection)
+
+    @staticmethod
+    def check_file(path: str | os.PathLike[str], *, opening: str | None = None) -> CheckReport:
+        """Check the log of the store at ``path`` alone, without opening the store
+        (for one too damaged to open: ``opening`` says why that failed). Read-only;
+        lists every problem the log has, naming the first bad seq."""
+        from ..log import SQLiteLog
+
+        log = SQLiteLog(os.fspath(path), read_only=True, verify_open=False)
+        try:
+            return check_log(log, opening=opening)
+        finally:
+            log.close()
 
     def _fresh_projection(self, name: str) -> Projection | None:
         if name == "text":

@@ -3,8 +3,11 @@
 Three kinds of finding, each ok or not:
 
 * ``log``: the backend's own integrity check (SQLite ``PRAGMA integrity_check``),
-  seqs dense from 1, versions dense per stream, times never going back, every
-  event decoding and validating against the registry (:meth:`EventLog.verify`).
+  seqs dense from 1, the hash chain over every event (the first bad seq is
+  named), versions dense per stream, times never going back, every event
+  decoding and validating against the registry (:meth:`EventLog.verify`).
+  A store too damaged to open gets :func:`check_log`: why opening failed, then
+  the log's own findings.
 * ``projection``: each live projection's state equals a full replay of the log
   into a fresh instance (their ``snapshot()`` bytes, or ``fingerprint()`` where
   a projection has one, compared by SHA-256).
@@ -24,9 +27,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..log import EventLog
     from .store import EventStore, Projection
 
-__all__ = ["CheckReport", "Finding", "check_store"]
+__all__ = ["CheckReport", "Finding", "check_store", "check_log"]
 
 #: Builds an empty projection like the live one named ``name`` (None: cannot).
 FreshProjection = Callable[[str], "Projection | None"]
@@ -34,7 +38,7 @@ FreshProjection = Callable[[str], "Projection | None"]
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    check: str  # "log" | "projection" | "snapshot"
+    check: str  # "open" | "log" | "projection" | "snapshot"
     subject: str
     ok: bool
     detail: str
@@ -111,13 +115,30 @@ def _close(proj: Projection | None) -> None:
 
 
 def _check_log(store: EventStore, limit: int) -> list[Finding]:
-    problems = store.log.verify(limit=limit)
+    return _log_findings(store.log, store.head, limit)
+
+
+def _log_findings(log: EventLog, head: int, limit: int) -> list[Finding]:
+    problems = log.verify(limit=limit)
+    found: list[Finding] = []
+    if not getattr(log, "chained", True):
+        found.append(Finding("log", "hash chain", True,
+                             "skipped: written by an older release without a hash chain;"
+                             " opening it for writing once adds one"))
     if not problems:
-        head = store.head
-        return [Finding("log", f"events 1..{head}", True,
-                        "storage intact; seqs and versions dense; every event decodes and"
-                        " validates")]
-    return [Finding("log", "events", False, p) for p in problems]
+        found.append(Finding("log", f"events 1..{head}", True,
+                             "storage intact; hash chain, seqs and versions check out; every"
+                             " event decodes and validates"))
+        return found
+    return [*found, *(Finding("log", "events", False, p) for p in problems)]
+
+
+def check_log(log: EventLog, *, opening: str | None = None, limit: int = 100) -> CheckReport:
+    """The log's own findings, for a store that cannot be opened as a whole
+    (``opening``: why that failed, reported first)."""
+    findings = [Finding("open", "store", False, opening)] if opening else []
+    findings.extend(_log_findings(log, log.head(), limit))
+    return CheckReport(seq=log.head(), findings=tuple(findings))
 
 
 def _replay(

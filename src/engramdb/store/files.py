@@ -2,7 +2,8 @@
 path usable and an export from ever overwriting a store.
 
 A store is a set of files: the SQLite database, its ``-wal`` / ``-shm`` /
-``-journal``, ``.lock``, ``.tokens`` and the ``.snapshots/`` directory.
+``-journal``, ``.lock``, ``.head`` (the head marker), ``.tokens`` and the
+``.snapshots/`` directory.
 :func:`check_store_path` refuses a path no store can live at (empty, a
 directory, a file that is not a store, a place the process cannot write),
 before a single file is created; :func:`check_export_target` refuses to let an
@@ -20,7 +21,7 @@ __all__ = ["SIDECARS", "check_export_target", "check_store_name", "check_store_p
            "file_kind"]
 
 #: What SQLite and engramdb keep beside a store file ``PATH`` (``PATH.snapshots`` too).
-SIDECARS = ("-wal", "-shm", "-journal", ".lock", ".tokens")
+SIDECARS = ("-wal", "-shm", "-journal", ".lock", ".head", ".tokens")
 _SQLITE = b"SQLite format 3\x00"
 _WAL = (b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83")
 _PARQUET = b"PAR1"
