@@ -295,13 +295,36 @@ class Reader:
             self.namespace, self._at(), max_tokens=max_tokens, prose=prose
         )
 
+    def _namespace_ids(self) -> list[str]:
+        """Ids of this namespace's nodes in creation order (a superset: check each)."""
+        order = getattr(self._nodes, "created_order", None)
+        return list(order(self.namespace)) if order is not None else self._nodes.ids()
+
     def stats(self) -> dict[str, Any]:
+        """Counts at this seq: ``memories`` (every live node, entities included)
+        and how many per ``kind``, ``domain`` and ``user`` (``by_domain`` /
+        ``by_user`` key ``"null"`` counts those without one)."""
         domains = self.domains()
+        at = self._at()
+        kinds: dict[str, int] = {}
+        by_domain: dict[str | None, int] = {}
+        users: dict[str | None, int] = {}
+        for node_id in self._namespace_ids():
+            node = self._nodes.get(node_id, at)
+            if node is None or node.forgotten or node.namespace != self.namespace:
+                continue
+            kinds[node.kind] = kinds.get(node.kind, 0) + 1
+            by_domain[node.domain] = by_domain.get(node.domain, 0) + 1
+            users[node.user_id] = users.get(node.user_id, 0) + 1
         return {
             "namespace": self.namespace,
-            "seq": self._at(),
+            "seq": at,
             "domains": len(domains),
             "in_domains": sum(domains.values()),
+            "memories": sum(kinds.values()),
+            "by_kind": _keyed(kinds),
+            "by_domain": _keyed(by_domain),
+            "by_user": _keyed(users),
         }
 
 
@@ -394,6 +417,12 @@ def check_mapping(
 
 
 _TOP_FIELDS = ("text", "name", "domain", "kind")
+
+
+def _keyed(counts: Mapping[str | None, int]) -> dict[str, int]:
+    """Counts keyed by name, most first; ``"null"`` for none (JSON keys are strings)."""
+    return {("null" if k is None else k): v
+            for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))}
 
 
 def _named(node: Node | None, namespace: str, key: str) -> bool:

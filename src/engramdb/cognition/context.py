@@ -109,7 +109,7 @@ from ..events.types import (
     StagedDraft,
     check_memory_id,
 )
-from ..projections import Edge, Node
+from ..projections import Edge, Node, is_superseded
 from ..recall.engine import Hit, HitProvenance, compile_filters, recall
 from ..view import (
     Provenance,
@@ -554,25 +554,20 @@ class Context(Reader):
         key = check_str(name, "name").casefold()
         touched = self._local.touched_nodes
         mine = [n for i in touched if _named(n := self._nodes.get(i, at), self.namespace, key)]
-        if mine:
-            return max(mine, key=lambda n: n.seq)  # type: ignore[union-attr]
         shared = self._mem._nodes
-        candidate = shared.by_name(self.namespace, name)
-        if candidate is not None and candidate not in touched:
-            node = shared.get(candidate, at)
-            if _named(node, self.namespace, key):
-                assert node is not None
+        theirs = [n for i in shared.named(self.namespace, name) if i not in touched
+                  and _named(n := self._nodes.get(i, at), self.namespace, key)]
+        if not theirs:  # the name index is the present's: look at every node as it was
+            theirs = [n for i in shared.ids() if i not in touched
+                      and _named(n := self._nodes.get(i, at), self.namespace, key)]
+        named: list[Node] = [*sorted(mine, key=lambda n: n.seq, reverse=True),  # type: ignore
+                             *sorted(theirs, key=lambda n: n.seq, reverse=True)]  # type: ignore
+        for node in named:  # the current fact: supersession honoured, as in Reader.find
+            if not is_superseded(self._nodes, self._adjacency, node.id, at):  # type: ignore
                 return node
-        best: Node | None = None
-        for other in shared.ids():
-            node = shared.get(other, at)
-            if other not in touched and _named(node, self.namespace, key):
-                assert node is not None
-                if best is None or node.seq > best.seq:
-                    best = node
-        if best is None:
-            raise NotFound(f"nothing named {name!r} in context {self.name!r}")
-        return best
+        if named:
+            return self._replacement(named[0], at)
+        raise NotFound(f"nothing named {name!r} in context {self.name!r}")
 
     def changes(self) -> list[Event]:
         """The local events this context would publish, in order (seqs are local)."""

@@ -49,13 +49,19 @@ _STREAM_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@|=+-]{0,255}")
 
 
 class Meta(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Provenance: who or what caused an event."""
+    """Provenance: who or what caused an event.
+
+    ``agent`` and ``session`` are what the facade calls ``agent_id`` and
+    ``run_id``; ``user`` (``user_id``: the person a memory is about or for) is
+    an optional field added later, so events written before it read as None
+    and older readers ignore it (no schema bump: see docs/schema-evolution.md)."""
 
     agent: str | None = None
     source: str | None = None
     session: str | None = None
     causation_id: str | None = None
     correlation_id: str | None = None
+    user: str | None = None
 
 
 EMPTY_META = Meta()

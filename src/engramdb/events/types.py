@@ -65,6 +65,8 @@ __all__ = [
     "CONTEXT_DISCARDED",
     "TierChanged",
     "TIER_CHANGED",
+    "NamespaceDropped",
+    "NAMESPACE_DROPPED",
 ]
 
 NODE_CREATED = "node.created"
@@ -258,6 +260,19 @@ class TierChanged(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
     salience: float | None = None
 
 
+# Dropping a namespace (``Memory.drop_namespace``): every node of it is forgotten
+# in the same commit, and compaction then redacts every earlier event of the
+# namespace (edges, reads, tier moves, outcomes, contexts, index prose).
+NAMESPACE_DROPPED = "namespace.dropped"
+
+
+class NamespaceDropped(msgspec.Struct, **_STRICT):  # type: ignore[call-arg]
+    """The namespace was dropped: ``forgotten`` nodes in this commit."""
+
+    forgotten: int = 0
+    reason: str | None = None
+
+
 def edge_stream(src: str, rel: str, dst: str) -> str:
     digest = hashlib.blake2b(f"{src}\x1f{rel}\x1f{dst}".encode(), digest_size=12).hexdigest()
     return f"edge:{digest}"
@@ -325,4 +340,5 @@ def default_registry() -> Registry:
     reg.register(CONTEXT_COMMITTED, ContextClosed)
     reg.register(CONTEXT_DISCARDED, ContextClosed)
     reg.register(TIER_CHANGED, TierChanged)
+    reg.register(NAMESPACE_DROPPED, NamespaceDropped)
     return reg

@@ -49,6 +49,7 @@ from ..recall.projections import TextProjection
 from ..store import EventStore, Projection
 from ..store.files import check_store_path
 from ._cognition import CognitionOps
+from ._list import ListOps, Page
 from ._recall import RecallOps
 from ._store_ops import StoreOps
 from ._write import WriteOps
@@ -56,10 +57,10 @@ from ._write import WriteOps
 if TYPE_CHECKING:
     from ..recall.embed import Embedder
 
-__all__ = ["Memory"]
+__all__ = ["Memory", "Page"]
 
 
-class Memory(WriteOps, RecallOps, CognitionOps, StoreOps):
+class Memory(ListOps, WriteOps, RecallOps, CognitionOps, StoreOps):
     """An open engramdb store, scoped to one namespace. Use :meth:`open`."""
 
     def __init__(

@@ -30,7 +30,13 @@ from ..events import (
     new_id,
     to_us,
 )
-from ..events.types import INDEX_ENRICHED, OUTCOME_RECORDED, check_memory_id
+from ..events.types import (
+    INDEX_ENRICHED,
+    NAMESPACE_DROPPED,
+    OUTCOME_RECORDED,
+    VECTORS_ACTIVATED,
+    check_memory_id,
+)
 from ..projections import Node
 from ..recall.engine import RecallWeights
 from ..recall.index import IndexProjection
@@ -44,6 +50,8 @@ if TYPE_CHECKING:
 
 
 _UNSET: Any = UNSET
+#: Events compaction never redacts: tombstones, and the store-wide model switch.
+_KEPT = frozenset({NODE_FORGOTTEN, NAMESPACE_DROPPED, VECTORS_ACTIVATED})
 
 def _attrs(value: Any) -> dict[str, Any]:
     if value is None:
@@ -58,6 +66,15 @@ def _names(value: Any, label: str) -> list[str]:
         raise InvalidInput(f"{label} must be a list of strings")
     return list(value)
 
+
+
+def scope_alias(value: Any, alias: Any, name: str, alias_name: str) -> Any:
+    """``name`` or its older spelling ``alias_name`` (both only if they agree)."""
+    if value is None:
+        return alias
+    if alias is not None and alias != value:
+        raise InvalidInput(f"{name} and {alias_name} name the same thing: give one")
+    return value
 
 
 class FacadeBase(Reader):
@@ -96,11 +113,24 @@ class FacadeBase(Reader):
         """A read-only view of this namespace as it was at ``when`` (a seq or a time)."""
         return View(self, resolve_seq(self._store, when))
 
-    def _meta(self, agent: str | None, source: str | None, session: str | None) -> Meta:
-        for label, value in (("agent", agent), ("source", source), ("session", session)):
+    def _meta(
+        self, agent: str | None, source: str | None, session: str | None,
+        user: str | None = None,
+    ) -> Meta:
+        for label, value in (("agent", agent), ("source", source), ("session", session),
+                             ("user_id", user)):
             if value is not None and not isinstance(value, str):
                 raise InvalidInput(f"{label} must be a string")
-        return Meta(agent=agent, source=source, session=session)
+        return Meta(agent=agent, source=source, session=session, user=user)
+
+    def _scoped_meta(
+        self, source: str | None, *, agent: str | None = None, session: str | None = None,
+        user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
+    ) -> Meta:
+        """The meta of a write from its scope keywords: ``agent_id`` (alias
+        ``agent``), ``run_id`` (alias ``session``) and ``user_id``."""
+        return self._meta(scope_alias(agent_id, agent, "agent_id", "agent"), source,
+                          scope_alias(run_id, session, "run_id", "session"), user_id)
 
     def _append(self, drafts: Sequence[Draft]) -> list[Event]:
         if getattr(self._store.log, "read_only", False):
@@ -171,14 +201,20 @@ class FacadeBase(Reader):
         """The seqs of every event whose content a forget covers (what compaction erases)."""
         forgotten: set[str] = set()
         last_forget: dict[str, int] = {}  # namespace -> seq of its last forget
+        dropped: dict[str, int] = {}  # namespace -> seq of its last drop
         seqs: list[int] = []
         events = list(self._store.log.read(upto=self._store.head))
         for e in events:
             if e.type == NODE_FORGOTTEN:
                 forgotten.add(e.stream)
                 last_forget[e.namespace] = e.seq
+            elif e.type == NAMESPACE_DROPPED:
+                dropped[e.namespace] = e.seq
         for e in events:
-            if e.type == NODE_FORGOTTEN:
+            if e.type in _KEPT:
+                continue
+            if e.seq < dropped.get(e.namespace, 0):
+                seqs.append(e.seq)  # everything a dropped namespace held before the drop
                 continue
             if e.stream in forgotten:
                 seqs.append(e.seq)

@@ -19,6 +19,27 @@ from ..recall.when import parse_when
 from ..view import Reader, check_bool, check_mapping, check_strs
 from ._base import FacadeBase
 
+
+def scope_filters(filters: dict[str, Any] | None, **scope: Any) -> dict[str, Any] | None:
+    """``filters`` plus the ``user_id=`` / ``agent_id=`` / ``run_id=`` keywords
+    (each also a filter key; giving one both ways is refused)."""
+    out = dict(filters or {})
+    for key, value in scope.items():
+        if value is None:
+            continue
+        if key in out:
+            raise InvalidQuery(f"{key} is given both as a keyword and in filters")
+        out[key] = list(value) if isinstance(value, (list, tuple, set)) else value
+    return out or None
+
+
+def check_min_score(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise InvalidQuery("min_score must be a number")
+    return float(value)
+
 if TYPE_CHECKING:
     from ..recall.llm import LlmBackend
 
@@ -42,6 +63,12 @@ class RecallOps(FacadeBase):
         include_archival: bool = False,
         agent: str | None = None,
         now: datetime | int | str | None = None,
+        user_id: str | Sequence[str] | None = None,
+        agent_id: str | Sequence[str] | None = None,
+        run_id: str | Sequence[str] | None = None,
+        created_after: datetime | int | str | None = None,
+        created_before: datetime | int | str | None = None,
+        min_score: float | None = None,
     ) -> list[Hit]:
         """Memories relevant to ``query``: vectors + BM25 + graph + recency, fused.
 
@@ -53,8 +80,12 @@ class RecallOps(FacadeBase):
 
         ``as_of`` answers from the store as it was then (a seq or a time);
         ``valid_at`` keeps only memories true in the world at that time;
-        ``domains`` and ``filters`` (``kind``, ``attrs.<key>``) restrict the
-        candidates before ranking, so the top-k is exact among them.
+        ``domains``, ``filters`` (see
+        :func:`~engramdb.recall.engine.compile_filters`: equality, ``in``, ranges
+        on numbers and times, on fields and ``attrs.<key>``), ``user_id``,
+        ``agent_id``, ``run_id`` (a value or a list) and ``created_after`` /
+        ``created_before`` restrict the candidates before ranking, so the top-k
+        is exact among them; ``min_score`` then drops hits scoring below it.
         ``with_index=True`` returns a :class:`~engramdb.recall.index.Recall`: the
         same list of hits, plus ``.index`` (the compressed index) at the same seq.
         ``now``: the asking time, against which time phrases in the query ("last
@@ -71,10 +102,13 @@ class RecallOps(FacadeBase):
             reader: Reader = self.as_of(self._at() if as_of is None else as_of)
         else:
             reader = self if as_of is None else self.as_of(as_of)
-        filters = check_mapping(filters, "filters", error=InvalidQuery)
+        filters = scope_filters(check_mapping(filters, "filters", error=InvalidQuery),
+                                user_id=user_id, agent_id=agent_id, run_id=run_id)
         signals = check_strs(signals, "signals", error=InvalidQuery)
+        floor = check_min_score(min_score)
         accept = compile_filters(
-            domains=domains, filters=dict(filters) if filters else None, valid_at=to_us(valid_at)
+            domains=domains, filters=filters, valid_at=to_us(valid_at),
+            created_after=created_after, created_before=created_before,
         )
         if valid_at is None:  # current facts only, unless asked about a time in the world
             accept = current_only(reader, accept, self._cog.facts)
@@ -93,6 +127,8 @@ class RecallOps(FacadeBase):
         hits = tiered_recall(run, tiers=self._tiers.projection, mode=mode, k=k,
                              namespace=self.namespace, text=self._text, **self._vector_pair(),
                              floor=self._tiers.policy.fallback_floor)
+        if floor is not None:
+            hits = [h for h in hits if h.score >= floor]
         self._cog.touch([h.id for h in hits])
         if agent is not None and as_of is None:
             self._prefetch.recalled(self, [h.node for h in hits], agent)

@@ -33,7 +33,8 @@ from ._base import _UNSET, FacadeBase, _attrs
 
 #: The keys an item of :meth:`Memory.remember_many` may have (``remember``'s keywords).
 _BATCH_KEYS = frozenset({"text", "domain", "kind", "name", "attrs", "valid_from", "valid_to",
-                         "source", "agent", "session", "id", "supersedes"})
+                         "source", "agent", "session", "id", "supersedes", "user_id",
+                         "agent_id", "run_id"})
 
 
 def _batch_item(index: int, item: Any) -> dict[str, Any]:
@@ -70,6 +71,9 @@ class WriteOps(FacadeBase):
         session: str | None = None,
         id: str | None = None,
         supersedes: str | Sequence[str] | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
     ) -> Remembered:
         """Store a memory; returns it as a :class:`Node` (its ``id`` names it from now on).
 
@@ -79,10 +83,18 @@ class WriteOps(FacadeBase):
         supersedes the current one of that slot by itself. Remembering exactly a
         live, current memory again writes nothing: the result has ``created=False``.
         See :mod:`engramdb.cognition.supersession`.
+
+        Scope: ``user_id`` (whom the memory is about or for), ``agent_id`` (which
+        agent wrote it; ``agent`` is the older name) and ``run_id`` (the session
+        or run; ``session`` is the older name) are kept on the memory
+        (``node.user_id`` ...) and filter :meth:`recall`, :meth:`list` and
+        :meth:`forget_where`.
         """
         draft = self._created_draft(
             text, domain=domain, kind=kind, name=name, attrs=attrs, valid_from=valid_from,
-            valid_to=valid_to, meta=self._meta(agent, source, session), id=id,
+            valid_to=valid_to, id=id,
+            meta=self._scoped_meta(source, agent=agent, session=session, user_id=user_id,
+                                   agent_id=agent_id, run_id=run_id),
         )
         with self._cog.facts.guard(self.namespace, draft.payload):
             plan = plan_remember(View(self, self._at()), self._cog.facts, draft, supersedes,
@@ -108,8 +120,10 @@ class WriteOps(FacadeBase):
         for index, item in enumerate(items):
             spec = _batch_item(index, item)
             supersedes = spec.pop("supersedes", None)
-            meta = self._meta(spec.pop("agent", None), spec.pop("source", None),
-                              spec.pop("session", None))
+            meta = self._scoped_meta(
+                spec.pop("source", None), agent=spec.pop("agent", None),
+                session=spec.pop("session", None), user_id=spec.pop("user_id", None),
+                agent_id=spec.pop("agent_id", None), run_id=spec.pop("run_id", None))
             planned.append((self._created_draft(meta=meta, **spec), supersedes))
         with self._cog.facts.guard(self.namespace, *(d.payload for d, _ in planned)):
             plan = plan_remember_many(View(self, self._at()), self._cog.facts, planned,
@@ -144,18 +158,24 @@ class WriteOps(FacadeBase):
         source: str | None = None,
         agent: str | None = None,
         session: str | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
     ) -> Node:
         """Change fields of a memory. ``expected_version`` makes it optimistic: pass
         the ``version`` of the node you read (``ConcurrencyConflict`` if the
         memory's stream moved since; it counts every event of the stream, the
-        ``vector.stored`` ones included)."""
+        ``vector.stored`` ones included). ``user_id`` / ``agent_id`` / ``run_id``
+        say on whose behalf the update was made (its provenance); the memory keeps
+        the scope it was created in."""
         current = Reader.get(self, node_id)  # a write, not a read to count
         payload = self._updated_payload(text=text, name=name, domain=domain, kind=kind,
                                         attrs=attrs, unset=unset)
         draft = Draft(
             type=NODE_UPDATED, stream=current.id, namespace=self.namespace,
-            payload=payload, meta=self._meta(agent, source, session),
-            **self._validity(valid_from, valid_to, current),
+            payload=payload, **self._validity(valid_from, valid_to, current),
+            meta=self._scoped_meta(source, agent=agent, session=session, user_id=user_id,
+                                   agent_id=agent_id, run_id=run_id),
             expected_version=ANY_VERSION if expected_version is None else expected_version,
         )
         events = self._append(self._with_vectors([draft]))
@@ -171,6 +191,9 @@ class WriteOps(FacadeBase):
         source: str | None = None,
         agent: str | None = None,
         session: str | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
     ) -> Edge:
         """Add the typed edge ``src -rel-> dst`` (both must exist in this namespace)."""
         self._check_rel(rel)
@@ -179,7 +202,8 @@ class WriteOps(FacadeBase):
             Draft(
                 type=EDGE_ADDED, stream=edge_stream(a.id, rel, b.id), namespace=self.namespace,
                 payload=EdgeAdded(src=a.id, rel=rel, dst=b.id, attrs=_attrs(attrs)),
-                meta=self._meta(agent, source, session),
+                meta=self._scoped_meta(source, agent=agent, session=session, user_id=user_id,
+                                       agent_id=agent_id, run_id=run_id),
             )
         ])[0]
         for edge in self._adjacency.edges(a.id, event.seq, rel=rel):
@@ -226,11 +250,14 @@ class WriteOps(FacadeBase):
         self,
         turns: Iterable[Mapping[str, Any]],
         *,
-        session: str,
+        session: str | None = None,
         at: datetime | int | str | None = None,
         domain: str | None = "conversation",
         source: str | None = None,
         agent: str | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
     ) -> list[Node]:
         """Remember a chat transcript in one commit: one memory per turn, linked
         in order by ``next`` edges (recall passes relevance along them).
@@ -245,11 +272,18 @@ class WriteOps(FacadeBase):
         ``next`` chain differ, and "yes" said twice was said twice), and turns
         never supersede memories. Remember the facts drawn from a conversation
         with :meth:`remember` / :meth:`remember_many` to get those rules.
+
+        ``run_id`` is ``session`` (one of them is required); ``user_id`` and
+        ``agent_id`` (alias ``agent``) scope every turn as in :meth:`remember`.
         """
         if isinstance(turns, (str, bytes, Mapping)) or not isinstance(turns, Iterable):
             raise InvalidInput("ingest_conversation takes a list of turns (dicts)")
         drafts: list[Draft] = []
-        meta = self._meta(agent, source, session)
+        meta = self._scoped_meta(source, agent=agent, session=session, user_id=user_id,
+                                 agent_id=agent_id, run_id=run_id)
+        session = meta.session
+        if session is None:
+            raise InvalidInput("ingest_conversation needs a session (run_id)")
         at = parse_when(at, label="at")
         for index, turn in enumerate(turns):
             text, speaker = _turn_fields(turn, index)

@@ -42,6 +42,7 @@ from ..events import (
 __all__ = ["Node", "NodeState"]
 
 _seq_key = attrgetter("seq")
+_NONE: list[str] = []
 
 
 class Node(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -61,10 +62,18 @@ class Node(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     valid_from: int | None = None
     valid_to: int | None = None
     forgotten: bool = False
+    #: the scope the memory was created in (``meta.user``, ``meta.agent`` and
+    #: ``meta.session`` of its ``node.created``): what ``user_id=``, ``agent_id=``
+    #: and ``run_id=`` filter on
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
 
 
-class _Snap(msgspec.Struct, tag="nodes/2"):
-    """Format 2: versions count ``vector.stored`` events (format 1, a bare map, did not)."""
+class _Snap(msgspec.Struct, tag="nodes/3"):
+    """Format 3 keeps each node's scope (user, agent, run); format 2 (versions
+    counting ``vector.stored`` events) did not, format 1 was a bare map. Older
+    formats fail to decode, and the store replays the log."""
 
     versions: dict[str, list[Node]]
 
@@ -80,6 +89,9 @@ class NodeState:
         # (namespace, casefolded name) -> the live nodes called that, least recently
         # changed first (names are not unique)
         self._names: dict[tuple[str, str], OrderedDict[str, None]] = {}
+        # namespace -> its node ids in creation order (append-only: a position
+        # names the same node forever, which list cursors rely on)
+        self._order: dict[str, list[str]] = {}
 
     def by_name(self, namespace: str, name: str) -> str | None:
         """The id of the live node called ``name`` (case-insensitive) in ``namespace``;
@@ -143,6 +155,11 @@ class NodeState:
     def ids(self) -> list[str]:
         return list(self._versions)
 
+    def created_order(self, namespace: str) -> list[str]:
+        """The ids of ``namespace``'s nodes in creation order, forgotten ones
+        included (the live list itself: only ever appended to; do not change it)."""
+        return self._order.get(namespace, _NONE)
+
     # -- applying events ---------------------------------------------------------
 
     def process(self, event: Event) -> None:
@@ -168,8 +185,14 @@ class NodeState:
             domain=p.domain, attrs=p.attrs, created_at=e.recorded_at,
             updated_at=e.recorded_at, version=e.version, seq=e.seq,
             valid_from=e.valid_from, valid_to=e.valid_to,
+            user_id=e.meta.user, agent_id=e.meta.agent, run_id=e.meta.session,
         )
-        self._versions.setdefault(e.stream, []).append(node)
+        versions = self._versions.get(e.stream)
+        if versions is None:
+            self._versions[e.stream] = [node]
+            self._order.setdefault(e.namespace, []).append(e.stream)
+        else:
+            versions.append(node)
         self._index_name(None, node)
 
     def _updated(self, e: Event, p: NodeUpdated) -> None:
@@ -227,3 +250,5 @@ class NodeState:
         # index in the order the nodes last changed, as process() did
         for versions in sorted(self._versions.values(), key=lambda v: v[-1].seq):
             self._index_name(None, versions[-1])
+        for node_id, versions in sorted(self._versions.items(), key=lambda kv: kv[1][0].seq):
+            self._order.setdefault(versions[0].namespace, []).append(node_id)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InvalidQuery
-from ..events import from_us
+from ..events import from_us, to_us
 from ..projections import Node
 from .text import tokenize
 from .when import entities, query_window
@@ -501,35 +501,118 @@ def _scalars(values: Any, label: str) -> list[Any]:
     return values
 
 
-def compile_filters(
-    *, domains: Sequence[str] | None, filters: dict[str, Any] | None, valid_at: int | None
-) -> Callable[[Node], bool] | None:
-    """A predicate on nodes from recall's ``domains=`` / ``filters=`` arguments.
+#: Filter keys naming a node field (besides ``attrs.<key>``); the time fields
+#: take times (datetime, ISO-8601 string or µs) in their comparisons.
+FILTER_FIELDS = ("kind", "domain", "name", "user_id", "agent_id", "run_id")
+TIME_FIELDS = ("created_at", "updated_at", "valid_from", "valid_to")
+#: The operators a filter value may use: ``{"gte": 3, "lt": 9}``, ``{"in": [...]}``.
+FILTER_OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte")
+_RANGE = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b,
+          "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b}
 
-    ``filters`` keys: ``kind`` (str or list), ``session``-like attribute tests as
-    ``attrs.<key>`` (value or list of values). ``valid_at`` (µs) keeps only
-    memories valid in the world at that time.
+
+def _time_bound(value: Any, label: str) -> int:
+    if isinstance(value, (bool, float)) or value is None:
+        raise InvalidQuery(f"{label}: a time bound is a datetime, an ISO-8601 time or µs")
+    try:
+        us = to_us(value)
+    except Exception as exc:  # InvalidInput from to_us: the query's fault
+        raise InvalidQuery(f"{label}: {exc}") from None
+    assert us is not None
+    return us
+
+
+def _as_time(value: Any) -> int | None:
+    """An attribute value as µs if it is a time (a datetime or an ISO-8601 string)."""
+    if isinstance(value, datetime) or (isinstance(value, str) and value[:1].isdigit()):
+        try:
+            return to_us(value)
+        except Exception:
+            return None
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _test(key: str, spec: Any, get: Callable[[Node], Any], time_field: bool) -> Callable[
+        [Node], bool]:
+    """One filter key's test on a node: ``spec`` a value (equality), a list
+    (one of), or a mapping of operators (every one must hold)."""
+    label = f"filter {key[:40]!r}"
+    if isinstance(spec, (list, tuple, set)):
+        spec = {"in": spec}
+    elif not isinstance(spec, dict):
+        spec = {"eq": spec}
+    if not spec:
+        raise InvalidQuery(f"{label}: an empty operator mapping")
+    tests: list[Callable[[Node], bool]] = []
+    for op, value in spec.items():
+        if op not in FILTER_OPS:
+            raise InvalidQuery(f"{label}: unknown operator {str(op)[:20]!r}; use one of "
+                               + ", ".join(FILTER_OPS))
+        if op in ("eq", "ne", "in", "not_in"):
+            many = op in ("in", "not_in")
+            options = set(_scalars(value if many else [value], label))
+            if time_field:
+                options = {None if v is None else _time_bound(v, label) for v in options}
+            want = op in ("eq", "in")
+            tests.append(lambda n, o=options, w=want: _is_one_of(get(n), o) == w)  # type: ignore[misc]
+        elif _is_number(value) and not time_field:
+            cmp = _RANGE[op]
+            tests.append(lambda n, v=value, c=cmp: _is_number(x := get(n)) and c(x, v))  # type: ignore[misc]
+        else:  # a time range: on a time field, or on attributes holding times
+            bound, cmp = _time_bound(value, label), _RANGE[op]
+            if time_field:
+                tests.append(lambda n, v=bound, c=cmp: (x := get(n)) is not None and c(x, v))  # type: ignore[misc]
+            else:
+                tests.append(
+                    lambda n, v=bound, c=cmp: (x := _as_time(get(n))) is not None and c(x, v)  # type: ignore[misc]
+                )
+    if len(tests) == 1:
+        return tests[0]
+    return lambda n: all(t(n) for t in tests)
+
+
+def compile_filters(
+    *, domains: Sequence[str] | None, filters: dict[str, Any] | None, valid_at: int | None,
+    created_after: Any = None, created_before: Any = None,
+) -> Callable[[Node], bool] | None:
+    """A predicate on nodes from the ``domains=`` / ``filters=`` arguments of
+    recall, list and forget_where.
+
+    ``filters`` keys: ``kind``, ``domain``, ``name``, ``user_id``, ``agent_id``,
+    ``run_id``, ``attrs.<key>``, and the times ``created_at``, ``updated_at``,
+    ``valid_from``, ``valid_to``. A value means equality, a list "one of", a
+    mapping operators that must all hold: ``eq``, ``ne``, ``in``, ``not_in``,
+    ``gt``, ``gte``, ``lt``, ``lte`` (ranges on numbers, or on times: a datetime
+    or ISO-8601 string, compared with attributes holding ISO-8601 times).
+    ``created_after`` (inclusive) / ``created_before`` (exclusive) bound
+    ``created_at``; ``valid_at`` (µs) keeps only memories valid in the world then.
     """
     tests: list[Callable[[Node], bool]] = []
     if domains is not None:
         wanted = {domains} if isinstance(domains, str) else set(_scalars(domains, "domains"))
         tests.append(lambda n: n.domain in wanted)
     if filters is not None and not isinstance(filters, dict):
-        raise InvalidQuery("filters is a mapping of 'kind' / 'attrs.<key>' to values")
+        raise InvalidQuery("filters is a mapping of 'kind' / 'attrs.<key>' ... to values")
     for key, value in (filters or {}).items():
         if not isinstance(key, str):
-            raise InvalidQuery("filter keys are 'kind' or 'attrs.<key>'")
-        many = isinstance(value, (list, tuple, set))
-        options = set(_scalars(value if many else [value], f"filter {key[:40]!r}"))
-        if key == "kind":
-            tests.append(lambda n, o=options: n.kind in o)  # type: ignore[misc]
-        elif key.startswith("attrs."):
-            name = key[6:]
-            tests.append(
-                lambda n, o=options, a=name: _is_one_of(n.attrs.get(a), o)  # type: ignore[misc]
-            )
+            raise InvalidQuery("filter keys are field names or 'attrs.<key>'")
+        if key in FILTER_FIELDS or key in TIME_FIELDS:
+            get: Callable[[Node], Any] = lambda n, f=key: getattr(n, f)  # noqa: E731
+        elif key.startswith("attrs.") and len(key) > 6:
+            get = lambda n, a=key[6:]: n.attrs.get(a)  # noqa: E731
         else:
-            raise InvalidQuery(f"unknown filter {key!r}: use 'kind' or 'attrs.<key>'")
+            raise InvalidQuery(
+                f"unknown filter {key[:40]!r}: use {', '.join(FILTER_FIELDS + TIME_FIELDS)}"
+                " or 'attrs.<key>'"
+            )
+        tests.append(_test(key, value, get, key in TIME_FIELDS))
+    for bound, op in ((created_after, "gte"), (created_before, "lt")):
+        if bound is not None:
+            tests.append(_test("created_at", {op: bound}, lambda n: n.created_at, True))
     if valid_at is not None:
         tests.append(
             lambda n: (n.valid_from is None or n.valid_from <= valid_at)
@@ -537,4 +620,6 @@ def compile_filters(
         )
     if not tests:
         return None
+    if len(tests) == 1:
+        return tests[0]
     return lambda n: all(t(n) for t in tests)
