@@ -291,8 +291,13 @@ class Context(Reader):
 
     # -- writing -----------------------------------------------------------------
 
-    def _meta(self, agent: str | None, source: str | None, session: str | None) -> Meta:
-        meta = self._mem._meta(agent, source, session)
+    def _meta(
+        self, agent: str | None, source: str | None, session: str | None,
+        scope: Mapping[str, Any] | None = None,
+    ) -> Meta:
+        """The staged event's meta; ``scope``: ``user_id`` / ``agent_id`` /
+        ``run_id`` (``agent_id`` and ``run_id`` are ``agent`` and ``session``)."""
+        meta = self._mem._scoped_meta(source, agent=agent, session=session, **(scope or {}))
         return msgspec.structs.replace(meta, agent=meta.agent or self.agent,
                                        correlation_id=self.stream)
 
@@ -359,6 +364,9 @@ class Context(Reader):
         session: str | None = None,
         id: str | None = None,
         supersedes: str | Sequence[str] | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
     ) -> Node:
         """Stage a new memory (see :meth:`Memory.remember`); visible here at once.
         ``supersedes`` (ids visible here) replaces those memories as in
@@ -368,7 +376,9 @@ class Context(Reader):
             raise ConcurrencyConflict(f"a stream {node_id!r} already exists", stream=node_id)
         draft = self._mem._created_draft(
             text, domain=domain, kind=kind, name=name, attrs=attrs, valid_from=valid_from,
-            valid_to=valid_to, meta=self._meta(agent, source, session), id=node_id,
+            valid_to=valid_to, id=node_id,
+            meta=self._meta(agent, source, session,
+                            {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}),
         )
         replaced = supersedes_ids(supersedes)
         if node_id in replaced:
@@ -394,6 +404,9 @@ class Context(Reader):
         source: str | None = None,
         agent: str | None = None,
         session: str | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
     ) -> Node:
         """Stage a change to a memory (shared or staged here)."""
         current = self.get(node_id)
@@ -401,7 +414,8 @@ class Context(Reader):
                                              attrs=attrs, unset=unset)
         draft = Draft(
             type=NODE_UPDATED, stream=current.id, namespace=self.namespace, payload=payload,
-            meta=self._meta(agent, source, session),
+            meta=self._meta(agent, source, session,
+                            {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}),
             **self._mem._validity(valid_from, valid_to, current),
         )
         self._stage(self._mem._with_vectors([draft]))
@@ -410,6 +424,7 @@ class Context(Reader):
     def relate(
         self, src: str, rel: str, dst: str, *, attrs: Mapping[str, Any] | None = None,
         source: str | None = None, agent: str | None = None, session: str | None = None,
+        user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
     ) -> Edge:
         """Stage the edge ``src -rel-> dst`` (ends shared or staged here)."""
         self._mem._check_rel(rel)
@@ -417,7 +432,8 @@ class Context(Reader):
         self._stage([Draft(
             type=EDGE_ADDED, stream=edge_stream(a.id, rel, b.id), namespace=self.namespace,
             payload=EdgeAdded(src=a.id, rel=rel, dst=b.id, attrs=dict(attrs or {})),
-            meta=self._meta(agent, source, session),
+            meta=self._meta(agent, source, session,
+                            {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}),
         )])
         for edge in self._adjacency.edges(a.id, rel=rel):
             if edge.dst == b.id:

@@ -44,7 +44,10 @@ ANY_VERSION = -1
 #: ``expected_version`` that requires the stream not to exist yet.
 NO_STREAM = 0
 
-_NAMESPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+#: Namespaces take what people use as tenant keys: UUIDs, emails (``@``, ``+``),
+#: dotted or colon-separated names. Never ``|`` (the separator of context streams,
+#: ``ctx:<namespace>|<name>``), ``/`` (URL paths) or whitespace.
+_NAMESPACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}")
 _STREAM_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@|=+-]{0,255}")
 
 
@@ -182,8 +185,8 @@ def iso_time(us: int) -> str:
 def check_namespace(namespace: Any) -> str:
     if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
         raise InvalidNamespace(
-            f"invalid namespace {namespace!r}: use 1-128 letters, digits, '_', '.', ':' or '-',"
-            " starting with a letter or digit",
+            f"invalid namespace {str(namespace)[:140]!r}: use 1-128 letters, digits, '_', '.',"
+            " ':', '@', '+' or '-', starting with a letter or digit",
             namespace=str(namespace)[:200],
         )
     return namespace

@@ -280,11 +280,13 @@ def edge_stream(src: str, rel: str, dst: str) -> str:
 
 #: The streams engramdb derives (the kind of each comes first): ``access:<namespace>``
 #: (batched reads), ``ctx:<namespace>|<name>`` (a context), ``edge:<digest>``,
-#: ``outcome:<digest>``, ``tier:<memory id>``, ``enrichment:<event id>`` and
-#: ``vectors.active``. A memory's chosen id never starts with one of these, so no
-#: tenant can name a stream another tenant's events will land on
+#: ``outcome:<digest>``, ``tier:<memory id>``, ``enrichment:<event id>``,
+#: ``drop:<namespace>`` (a namespace dropped) and ``vectors.active``. A memory's
+#: chosen id never starts with one of these, so no tenant can name a stream
+#: another tenant's events will land on
 #: (tests/test_streams.py checks that every derived stream is covered).
-INTERNAL_PREFIXES = ("access:", "ctx:", "edge:", "enrichment:", "outcome:", "tier:", "vectors.")
+INTERNAL_PREFIXES = ("access:", "ctx:", "drop:", "edge:", "enrichment:", "outcome:", "tier:",
+                     "vectors.")
 
 
 def check_memory_id(value: Any) -> str:

@@ -21,7 +21,7 @@ import msgspec
 
 from ..cognition.supersession import reopen_drafts
 from ..errors import InvalidInput, InvalidQuery
-from ..events import NODE_FORGOTTEN, Draft, NodeForgotten, new_id, to_us
+from ..events import NODE_FORGOTTEN, Draft, NodeForgotten, to_us
 from ..events.types import NAMESPACE_DROPPED, NamespaceDropped
 from ..projections import Node, is_superseded
 from ..recall.engine import compile_filters
@@ -257,7 +257,8 @@ class ListOps(FacadeBase):
         for i in ids:
             drafts.extend(reopen_drafts(view, i, meta))
         if drop:
-            drafts.append(Draft(type=NAMESPACE_DROPPED, stream=new_id(), namespace=self.namespace,
+            drafts.append(Draft(type=NAMESPACE_DROPPED, stream=f"drop:{self.namespace}",
+                                namespace=self.namespace,
                                 payload=NamespaceDropped(forgotten=len(ids), reason=reason),
                                 meta=meta))
         self._append(drafts)
