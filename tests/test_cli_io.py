@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from engramdb import Memory
 from engramdb.adapters.cli import app, main
-from engramdb.errors import EngramError
+from engramdb.errors import CorruptStore, EngramError
 from engramdb.recall.embed import HashingEmbedder
 from engramdb.store import SnapshotFiles
 
@@ -398,8 +398,9 @@ def test_check_finds_a_snapshot_that_lies(tmp_path: Path) -> None:
         a, b = mem.remember("a"), mem.remember("b")
         mem.relate(a.id, "r", b.id)
         head, epoch, sid = mem.seq, mem.store.epoch, mem.store.store_id
+        chain = mem.store.log.chain_at(head)
     SnapshotFiles(f"{store}.snapshots", store_id=sid).write("adjacency", seq=head, epoch=epoch,
-                                                            body=early)
+                                                            body=early, chain=chain)
     with open_mem(store, read_only=True) as mem:
         report = mem.check()
     assert not report.ok
@@ -409,15 +410,18 @@ def test_check_finds_a_snapshot_that_lies(tmp_path: Path) -> None:
 
 def test_check_finds_a_damaged_log(tmp_path: Path) -> None:
     store = tmp_path / "a.engram"
-    build_store(store)  # snapshots cover the head, so the store still opens
+    build_store(store)
     conn = sqlite3.connect(store)
     conn.execute("UPDATE events SET payload = x'7b7b' WHERE seq = 2")
     conn.commit()
     conn.close()
-    with open_mem(store, read_only=True) as mem:
-        report = mem.check()
+    # opening checks the chain of the log's tail: the damaged event is refused there ...
+    with pytest.raises(CorruptStore, match="event 2 "):
+        open_mem(store, read_only=True)
+    # ... and the log alone is checked instead, naming it first
+    report = Memory.check_file(store)
     assert [(f.check, f.ok) for f in report.problems][:1] == [("log", False)]
-    assert "event 2" in report.problems[0].detail
+    assert report.problems[0].detail.startswith("event 2 fails its checksum")
 
 
 def test_check_of_a_missing_store_is_not_found(tmp_path: Path,

@@ -547,7 +547,7 @@ def test_sigkill_during_snapshot_writes(tmp_path: Path) -> None:
             finally:
                 mem.store.close(snapshot=False)
             if reason is not None:  # keep "whatever is in place is whole" for the next trial
-                tmp.with_suffix("").unlink()
+                tmp.with_suffix("").unlink(missing_ok=True)  # (opening removed it already)
     assert acks
     # the kills are real and timed loosely; report how many landed mid-write
     print(f"seed={SEED}: {torn} torn snapshot temp files checked")
@@ -783,11 +783,65 @@ def test_snapshot_ahead_of_the_log_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(CorruptStore, match="are gone"):
         Memory.open(path)
     Path(str(path) + ".head").unlink()  # ... until the restore is declared deliberate
+    names = snapshot_names(path)
     _, rejected, restored, events = reopen_state(path)
     assert [e.type for e in events][0] == NODE_CREATED
     assert not [e for e in events if e.type == NODE_CREATED and e.payload.text == "two"]
-    assert rejected == dict.fromkeys(snapshot_names(path), "ahead of the log")
+    assert rejected == dict.fromkeys(names, "ahead of the log")
     assert restored == {}
+    assert snapshot_names(path) == set()  # removed before anything could be written
+
+
+def test_snapshots_of_an_abandoned_history_are_never_trusted(tmp_path: Path) -> None:
+    """Issue 9 item 7: restore an older db file while .snapshots/ is at a later seq,
+    write, stop without final snapshots (a kill), reopen: every acknowledged write is
+    there and nothing of the abandoned history came back."""
+    path = tmp_path / "s.engram"
+    with Memory.open(path, embedder=None) as mem:
+        mem.remember_many([{"text": f"kept {i}"} for i in range(10)])
+    backup = path.read_bytes()  # closed cleanly: the db file holds everything
+    with Memory.open(path, embedder=None) as mem:
+        abandoned = [m.id for m in mem.remember_many([{"text": f"abandoned {i}"}
+                                                      for i in range(50)])]
+    later = snapshot_names(path)
+    assert later  # snapshots now cover the abandoned writes
+    path.write_bytes(backup)  # the documented restore: the db file, no WAL, no marker
+    for suffix in ("-wal", "-shm", ".head"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    mem = Memory.open(path, embedder=None)
+    assert set(mem.store.snapshots.rejected) >= later  # type: ignore[union-attr]
+    acked = [m.id for m in mem.remember_many([{"text": f"new {i}"} for i in range(70)])]
+    mem.store.close(snapshot=False)  # stopped without its final snapshots
+    with Memory.open(path, embedder=None) as mem:
+        assert all(mem.exists(i) for i in acked)
+        assert not any(mem.exists(i) for i in abandoned)
+        assert mem.check().ok
+        texts = {e.payload.text for e in mem.store.log.read() if e.type == NODE_CREATED}
+        assert not any(t.startswith("abandoned") for t in texts)
+
+
+def test_a_snapshot_bound_to_another_history_at_the_same_seq_is_rejected(
+    tmp_path: Path
+) -> None:
+    """Same store, same seq, different events: only the chain tells them apart."""
+    path = tmp_path / "s.engram"
+    with Memory.open(path, embedder=None) as mem:
+        mem.remember("base")
+    backup = path.read_bytes()
+    with Memory.open(path, embedder=None) as mem:
+        mem.remember("one history")
+    snaps = {p.name: p.read_bytes() for p in Path(str(path) + ".snapshots").iterdir()}
+    path.write_bytes(backup)
+    Path(str(path) + ".head").unlink()
+    with Memory.open(path, embedder=None) as mem:
+        mem.remember("another history")  # the same seq as "one history"
+    for name, data in snaps.items():  # put the first history's snapshots back
+        (Path(str(path) + ".snapshots") / name).write_bytes(data)
+    with Memory.open(path, embedder=None) as mem:
+        assert mem.store.restored == {}
+        assert set(mem.store.snapshots.rejected.values()) == {  # type: ignore[union-attr]
+            "made from another history (the log's chain differs at its seq)"}
+        assert [n.text for n in mem.recall("history", k=5)] == ["another history"]
 
 
 def test_damaged_snapshot_is_replaced_on_the_next_snapshot(

@@ -192,7 +192,7 @@ def _check_one(
 ) -> Finding:
     assert store.snapshots is not None
     label = f"{name}.snap"
-    snap = store.snapshots.read(name, epoch=store.epoch, head=head)
+    snap = store.snapshots.read(name, epoch=store.epoch, head=head, chain_at=store.log.chain_at)
     if snap is None:
         return Finding("snapshot", label, False, f"rejected: {store.snapshots.rejected[name]}")
     if want is None:

@@ -2,12 +2,15 @@
 
 A snapshot file is ``MAGIC | u32 header length | JSON header | body`` where the
 header names the projection, the store id, the log epoch (bumped by every
-compaction), the seq the snapshot covers, the body's length, and a SHA-256 over
-all of those and the body (so a damaged header is caught as surely as a damaged
-body).
+compaction), the seq the snapshot covers, the log's hash chain value at that seq
+(binding the snapshot to the exact history it was made from), the body's length,
+and a SHA-256 over all of those and the body (so a damaged header is caught as
+surely as a damaged body).
 Anything that does not check out — a torn write, a flipped byte, a file from
-another store or from before a compaction, a seq beyond the log's head — is
-rejected with a reason, and the caller rebuilds from the log instead.
+another store or from before a compaction, a seq beyond the log's head, a chain
+value the log does not hold at that seq (an older copy of the log was put back
+and diverged) — is rejected with a reason, and the caller rebuilds from the log
+instead (and removes the rejected file before its first write).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import contextlib
 import hashlib
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,21 +49,27 @@ class SnapshotFiles:
     def path(self, name: str) -> str:
         return os.path.join(self.directory, f"{name}.snap")
 
-    def write(self, name: str, *, seq: int, epoch: int, body: bytes) -> str:
-        os.makedirs(self.directory, exist_ok=True)
-        header = msgspec.json.encode(
-            {
-                "name": name,
-                "store_id": self.store_id,
-                "epoch": epoch,
-                "seq": seq,
-                "size": len(body),
-                "sha256": _digest(name, self.store_id, epoch, seq, body),
-            }
-        )
+    def write(self, name: str, *, seq: int, epoch: int, body: bytes,
+              chain: bytes | None = None) -> str:
+        """Write atomically (temp file, fsync, rename), owner-only (0600 in a 0700
+        directory). ``chain``: the log's chain value at ``seq``."""
+        make_private_dir(self.directory)
+        fields: dict[str, Any] = {
+            "name": name,
+            "store_id": self.store_id,
+            "epoch": epoch,
+            "seq": seq,
+            "size": len(body),
+        }
+        if chain is not None:
+            fields["chain"] = chain.hex()
+        fields["sha256"] = _digest(name, self.store_id, epoch, seq, body, fields.get("chain"))
+        header = msgspec.json.encode(fields)
         final = self.path(name)
         tmp = f"{final}.tmp"
-        with open(tmp, "wb") as fh:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with open(fd, "wb") as fh:
             fh.write(MAGIC + _LEN.pack(len(header)) + header)
             fh.write(body)
             fh.flush()
@@ -68,8 +78,11 @@ class SnapshotFiles:
         fsync_dir(self.directory)
         return final
 
-    def read(self, name: str, *, epoch: int, head: int) -> Snapshot | None:
-        """The verified snapshot of ``name``, or None (reason in ``rejected[name]``)."""
+    def read(self, name: str, *, epoch: int, head: int,
+             chain_at: Callable[[int], bytes | None] | None = None) -> Snapshot | None:
+        """The verified snapshot of ``name``, or None (reason in ``rejected[name]``).
+        ``chain_at(seq)``: the log's chain value at a seq; given, a snapshot must
+        carry the same value for its seq."""
         path = self.path(name)
         try:
             with open(path, "rb") as fh:
@@ -77,10 +90,24 @@ class SnapshotFiles:
         except FileNotFoundError:
             self.rejected[name] = "missing"
             return None
-        reason, snap = _parse(data, name=name, store_id=self.store_id, epoch=epoch, head=head)
+        reason, snap = _parse(data, name=name, store_id=self.store_id, epoch=epoch, head=head,
+                              chain_at=chain_at)
         if snap is None:
             self.rejected[name] = reason
         return snap
+
+    def remove_rejected(self) -> list[str]:
+        """Delete the files :meth:`read` rejected (so nothing of an abandoned
+        history lingers to be trusted later); their paths."""
+        gone = []
+        for name, reason in self.rejected.items():
+            if reason != "missing":
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(self.path(name))
+                    gone.append(self.path(name))
+        if gone:
+            fsync_dir(self.directory)
+        return gone
 
     def remove_all(self) -> None:
         if not os.path.isdir(self.directory):
@@ -96,7 +123,8 @@ class SnapshotFiles:
 
 
 def _parse(
-    data: bytes, *, name: str, store_id: str, epoch: int, head: int
+    data: bytes, *, name: str, store_id: str, epoch: int, head: int,
+    chain_at: Callable[[int], bytes | None] | None = None,
 ) -> tuple[str, Snapshot | None]:
     if not data.startswith(MAGIC) or len(data) < len(MAGIC) + _LEN.size:
         return "not a snapshot file (bad magic or truncated)", None
@@ -116,7 +144,7 @@ def _parse(
         (header.get("size") == len(body), "truncated body"),
         (
             _digest(header.get("name"), header.get("store_id"), header.get("epoch"),
-                    header.get("seq"), body) == header.get("sha256"),
+                    header.get("seq"), body, header.get("chain")) == header.get("sha256"),
             "checksum mismatch",
         ),
         (isinstance(header.get("seq"), int) and 0 <= header["seq"] <= head, "ahead of the log"),
@@ -124,15 +152,32 @@ def _parse(
     for ok, reason in checks:
         if not ok:
             return reason, None
+    if chain_at is not None:
+        want = chain_at(header["seq"])
+        if not isinstance(header.get("chain"), str):
+            return "not bound to a history (no chain value)", None
+        if want is None or want.hex() != header["chain"]:
+            return "made from another history (the log's chain differs at its seq)", None
     return "", Snapshot(name, header["seq"], body)
 
 
-def _digest(name: Any, store_id: Any, epoch: Any, seq: Any, body: bytes) -> str:
+def _digest(name: Any, store_id: Any, epoch: Any, seq: Any, body: bytes,
+            chain: Any = None) -> str:
     """SHA-256 over the header fields and the body: a flipped digit in ``seq``
     must not pass for a snapshot taken at another seq."""
-    h = hashlib.sha256(msgspec.json.encode([name, store_id, epoch, seq, len(body)]))
+    fields = [name, store_id, epoch, seq, len(body)]
+    if chain is not None:
+        fields.append(chain)
+    h = hashlib.sha256(msgspec.json.encode(fields))
     h.update(body)
     return h.hexdigest()
+
+
+def make_private_dir(directory: str) -> None:
+    """Create ``directory`` owner-only (0700, whatever the umask) if missing."""
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)
 
 
 def fsync_dir(directory: str) -> None:

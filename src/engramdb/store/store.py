@@ -133,11 +133,14 @@ class EventStore:
                             proj.process(event)
             for proj in projections:
                 self._projections[proj.name] = proj
+            if self.snapshots is not None and not getattr(self.log, "read_only", False):
+                self.snapshots.remove_rejected()  # before the first write can make them look valid
 
     def _restore(self, projection: Projection) -> int:
         if self.snapshots is None:
             return 0
-        snap = self.snapshots.read(projection.name, epoch=self.epoch, head=self._head)
+        snap = self.snapshots.read(projection.name, epoch=self.epoch, head=self._head,
+                                   chain_at=self.log.chain_at)
         if snap is None:
             return 0
         try:
@@ -178,7 +181,8 @@ class EventStore:
             body = proj.snapshot()
             if body is not None:
                 paths.append(
-                    self.snapshots.write(proj.name, seq=self._head, epoch=epoch, body=body)
+                    self.snapshots.write(proj.name, seq=self._head, epoch=epoch, body=body,
+                                         chain=self.log.chain_at(self._head))
                 )
         self._snapshotted_at = self._head
         return paths
