@@ -22,6 +22,7 @@ from msgspec import UNSET
 from ..events import NODE_CREATED, NODE_FORGOTTEN, NODE_UPDATED, VECTOR_STORED, Event
 from ..events.types import TIER_CHANGED, VECTORS_ACTIVATED
 from ..projections import OPEN
+from ..store.snapshots import SnapshotMismatch
 from .cold import ColdVectorStore
 from .text import TextIndex
 from .tuning import AdaptiveEf
@@ -537,7 +538,8 @@ class VectorProjection:
     def restore(self, data: bytes) -> None:
         snap = msgspec.msgpack.decode(data, type=_VecSnap)
         if snap.model != self.model or snap.dim != self.dim:
-            raise ValueError("snapshot is of another embedding model")
+            raise SnapshotMismatch(f"written under another embedding model ({snap.model},"
+                                   f" {snap.dim} dims; this one is {self.model})")
         if not snap.partitioned:
             raise ValueError("snapshot predates domain partitions: rebuild from the log")
         self.reset()

@@ -82,6 +82,7 @@ def write_events(
     # a fresh name beside the target: never an existing file (``PATH.tmp`` could be one)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
                                dir=os.path.dirname(os.path.abspath(path)))
+    os.fchmod(fd, 0o600)  # owner-only, whatever the umask: it holds every namespace
     os.close(fd)
     count = 0
     try:

@@ -25,10 +25,16 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["SnapshotFiles", "Snapshot"]
+__all__ = ["SnapshotFiles", "Snapshot", "SnapshotMismatch"]
 
 MAGIC = b"ENGSNAP1"
 _LEN = struct.Struct("<I")
+
+
+class SnapshotMismatch(ValueError):
+    """A projection's ``restore`` refusing a sound snapshot that was written under
+    other settings (e.g. another embedding model): not damage. The projection is
+    rebuilt from the log, and ``check`` reports the file as skipped, not failed."""
 
 
 @dataclass(frozen=True, slots=True)
