@@ -262,3 +262,21 @@ def test_export_refuses_a_broken_chain_unless_told(
     result = CliRunner().invoke(app, ["export", str(tmp_path / "cli.parquet"), "-s", str(path),
                                       "--allow-damaged"])
     assert result.exit_code == 0, result.output
+
+
+def test_the_readme_backups_restore_a_checked_store(tmp_path: Path) -> None:
+    """SQLite's online backup of a store in use is a whole store of its own."""
+    path, copy = tmp_path / "s.engram", tmp_path / "backup.engram"
+    mem = Memory.open(path, embedder=None)
+    try:
+        ids = [mem.remember(f"fact {i}").id for i in range(20)]
+        src, dst = sqlite3.connect(path), sqlite3.connect(copy)
+        src.backup(dst)  # while the writer is open
+        src.close()
+        dst.close()
+        mem.remember("after the backup")
+    finally:
+        mem.close()
+    with Memory.open(copy, embedder=None) as restored:
+        assert all(restored.exists(i) for i in ids)
+        assert restored.check().ok
