@@ -85,8 +85,8 @@ CHILD = textwrap.dedent(
     """
 )
 
-STEPS = ["inside-redaction", "after-redaction", "before-snapshot-removal", "before-rebuild", "during-vacuum",
-         "during-checkpoint", "during-snapshot-rewrite"]
+STEPS = ["inside-redaction", "after-redaction", "before-snapshot-removal", "before-rebuild",
+         "during-vacuum", "during-checkpoint", "during-snapshot-rewrite"]
 
 
 @pytest.mark.parametrize("step", STEPS)
