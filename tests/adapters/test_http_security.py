@@ -264,7 +264,8 @@ def test_query_parameters_are_validated(env: Env) -> None:
         (f"/memories/{maya}/history", {"cursor": "1.-1"}, 422, "invalid_input"),
         (f"/memories/{maya}/neighbors", {"direction": "sideways"}, 422, "invalid_request"),
         (f"/memories/{maya}/provenance", {"field": "../secret"}, 404, "not_found"),
-        ("/memories", {}, 422, "invalid_request"),
+        ("/memories", {"order": "sideways"}, 422, "invalid_request"),
+        ("/memories", {"filters": "[1]"}, 422, "invalid_query"),
     ]
     for path, params, status, code in cases:
         expect(env, env.call("GET", A + path, params=params), status, code, before)

@@ -30,7 +30,7 @@ from engramdb.recall.embed import HashingEmbedder
 from ._mcp import serve
 
 TOOLS = {"remember", "update", "recall", "relate", "forget", "history", "as_of", "index", "get",
-         "query", "record_outcome"}
+         "query", "record_outcome", "list_memories", "forget_where", "drop_namespace"}
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 

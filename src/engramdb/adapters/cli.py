@@ -55,6 +55,24 @@ ValidFromOpt = Annotated[str | None, typer.Option(
     help="When it became true in the world: ISO 8601 (no offset: UTC) or µs.")]
 ValidToOpt = Annotated[str | None, typer.Option(
     help="When it stopped being true: ISO 8601 (no offset: UTC) or µs.")]
+UserOpt = Annotated[str | None, typer.Option("--user-id", help="Whom it is about or for.")]
+AgentIdOpt = Annotated[str | None, typer.Option("--agent-id", help="Which agent writes it.")]
+RunOpt = Annotated[str | None, typer.Option("--run-id", help="The run or session.")]
+UsersOpt = Annotated[list[str] | None, typer.Option(
+    "--user-id", help="Only memories of this user (repeat for any of several).")]
+AgentsOpt = Annotated[list[str] | None, typer.Option(
+    "--agent-id", help="Only memories written by this agent (repeatable).")]
+RunsOpt = Annotated[list[str] | None, typer.Option(
+    "--run-id", help="Only memories of this run/session (repeatable).")]
+FilterOpt = Annotated[list[str] | None, typer.Option(
+    "--filter", help='KEY=VALUE, VALUE as JSON when it parses: attrs.city=Lisbon,'
+                     ' attrs.age=\'{"gte": 18}\' (repeatable; all must hold).')]
+AfterOpt = Annotated[str | None, typer.Option(
+    help="Only memories created at or after this time (ISO 8601 or µs).")]
+BeforeOpt = Annotated[str | None, typer.Option(
+    help="Only memories created before this time (ISO 8601 or µs).")]
+YesOpt = Annotated[bool, typer.Option("--yes", help="Really do it (otherwise only show"
+                                                      " what would be removed).")]
 
 
 def _time(text: str | None) -> str | int | None:
@@ -62,6 +80,29 @@ def _time(text: str | None) -> str | int | None:
     if text is not None and text.lstrip("-").isascii() and text.lstrip("-").isdigit():
         return int(text)
     return text
+
+
+def _filters(pairs: list[str] | None) -> dict[str, Any] | None:
+    """``--filter KEY=VALUE`` options as a filters mapping (VALUE parsed as JSON if it is)."""
+    if not pairs:
+        return None
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--filter takes KEY=VALUE, got {pair[:80]!r}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        if key in out:
+            raise InvalidInput(f"--filter {key} given twice: use a list or operators")
+        out[key] = value
+    return out
+
+
+def _many(values: list[str] | None) -> str | list[str] | None:
+    return values[0] if values and len(values) == 1 else (values or None)
 
 
 def _embedder() -> Any:
@@ -107,13 +148,17 @@ def remember(
     agent: Annotated[str | None, typer.Option(help="Who is writing.")] = None,
     valid_from: ValidFromOpt = None,
     valid_to: ValidToOpt = None,
+    user_id: UserOpt = None,
+    agent_id: AgentIdOpt = None,
+    run_id: RunOpt = None,
     store: StoreOpt = "memory.engram",
     namespace: NamespaceOpt = "default",
 ) -> None:
     """Store a memory and print its id."""
     with _open(store, namespace) as mem:
         node = mem.remember(text, domain=domain, kind=kind, name=name, source=source, agent=agent,
-                            valid_from=_time(valid_from), valid_to=_time(valid_to))
+                            valid_from=_time(valid_from), valid_to=_time(valid_to),
+                            user_id=user_id, agent_id=agent_id, run_id=run_id)
         console.print(node.id)
 
 
@@ -195,13 +240,24 @@ def recall(
     k: Annotated[int, typer.Option("--k", "-k", help="How many memories.")] = 10,
     as_of: Annotated[str | None, typer.Option("--as-of", help="A seq or ISO time.")] = None,
     domain: Annotated[list[str] | None, typer.Option(help="Only these domains.")] = None,
+    user_id: UsersOpt = None,
+    agent_id: AgentsOpt = None,
+    run_id: RunsOpt = None,
+    filter_: FilterOpt = None,
+    created_after: AfterOpt = None,
+    created_before: BeforeOpt = None,
+    min_score: Annotated[float | None, typer.Option(help="Drop hits scoring below this.")]
+    = None,
     store: StoreOpt = "memory.engram",
     namespace: NamespaceOpt = "default",
     as_json: JsonOpt = False,
 ) -> None:
     """Hybrid recall (vectors + BM25 + graph + recency) with the signals behind each hit."""
     with _open(store, namespace, read_only=True) as mem:
-        hits = mem.recall(query, k=k, as_of=as_of or None, domains=domain)
+        hits = mem.recall(query, k=k, as_of=as_of or None, domains=domain,
+                          user_id=_many(user_id), agent_id=_many(agent_id), run_id=_many(run_id),
+                          filters=_filters(filter_), created_after=_time(created_after),
+                          created_before=_time(created_before), min_score=min_score)
         if as_json:
             from .cli_io import hits_json
 
@@ -252,6 +308,96 @@ def forget(
     with _open(store, namespace) as mem:
         event = mem.forget(memory_id, reason=reason)
         console.print(f"forgotten at seq {event.seq}")
+
+
+@app.command("list")
+def list_command(
+    domain: Annotated[list[str] | None, typer.Option(help="Only these domains.")] = None,
+    user_id: UsersOpt = None,
+    agent_id: AgentsOpt = None,
+    run_id: RunsOpt = None,
+    filter_: FilterOpt = None,
+    created_after: AfterOpt = None,
+    created_before: BeforeOpt = None,
+    current: Annotated[bool, typer.Option(help="Leave out superseded memories.")] = False,
+    oldest: Annotated[bool, typer.Option("--oldest", help="Oldest first.")] = False,
+    limit: Annotated[int, typer.Option(help="Page size (1-1000).")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="The next-page cursor a page printed.")]
+    = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="A seq or ISO time.")] = None,
+    store: StoreOpt = "memory.engram",
+    namespace: NamespaceOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """List memories (newest first), filtered, one page at a time."""
+    with _open(store, namespace, read_only=True) as mem:
+        page = mem.list(domains=domain, user_id=_many(user_id), agent_id=_many(agent_id),
+                        run_id=_many(run_id), filters=_filters(filter_),
+                        created_after=_time(created_after), created_before=_time(created_before),
+                        current=current, order="oldest" if oldest else "newest", limit=limit,
+                        cursor=cursor, as_of=as_of)
+        if as_json:
+            console.print_json(_dump({"items": [node_out(n) for n in page], "seq": page.seq,
+                                      "next_cursor": page.cursor}))
+            return
+        table = Table("id", "created", "user", "domain", "text")
+        for n in page:
+            table.add_row(n.id, iso_time(n.created_at)[:19], n.user_id or "", n.domain or "",
+                          escape(n.text[:70]))
+        console.print(table)
+        if page.cursor:
+            console.print(f"next page: --cursor {page.cursor}")
+
+
+def _confirmed(mem: Memory, ids: list[str], yes: bool, what: str) -> None:
+    """Without --yes: print what would go and stop (exit 1, nothing written)."""
+    if yes:
+        console.print(f"forgot {len(ids)} memories {what} (run `compact` to erase them"
+                      " from disk)")
+        return
+    console.print(f"would forget {len(ids)} memories {what}:")
+    for node_id in ids[:20]:
+        console.print(f"  {node_id}  {escape(mem.get(node_id).text[:70])}")
+    if len(ids) > 20:
+        console.print(f"  ... and {len(ids) - 20} more")
+    console.print("nothing changed: pass --yes to forget them")
+    raise SystemExit(1)  # not typer.Exit: main() runs the app outside standalone mode
+
+
+@app.command("forget-where")
+def forget_where(
+    user_id: UsersOpt = None,
+    agent_id: AgentsOpt = None,
+    run_id: RunsOpt = None,
+    filter_: FilterOpt = None,
+    domain: Annotated[list[str] | None, typer.Option(help="Only these domains.")] = None,
+    created_after: AfterOpt = None,
+    created_before: BeforeOpt = None,
+    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    yes: YesOpt = False,
+    store: StoreOpt = "memory.engram",
+    namespace: NamespaceOpt = "default",
+) -> None:
+    """Forget every memory matching a filter (a user, run, agent, attribute...)."""
+    with _open(store, namespace) as mem:
+        ids = mem.forget_where(
+            user_id=_many(user_id), agent_id=_many(agent_id), run_id=_many(run_id),
+            filters=_filters(filter_), domains=domain, created_after=_time(created_after),
+            created_before=_time(created_before), reason=reason, dry_run=not yes)
+        _confirmed(mem, ids, yes, "matching")
+
+
+@app.command("drop-namespace")
+def drop_namespace(
+    name: Annotated[str, typer.Argument(help="The namespace to drop.")],
+    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    yes: YesOpt = False,
+    store: StoreOpt = "memory.engram",
+) -> None:
+    """Forget every memory of a namespace and discard its contexts."""
+    with _open(store, name) as mem:
+        ids = mem.drop_namespace(name, reason=reason, dry_run=not yes)
+        _confirmed(mem, ids, yes, f"of namespace {name!r}")
 
 
 @app.command()

@@ -42,7 +42,7 @@ from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import EngramError, Forbidden, InvalidInput, error_info
+from ..errors import EngramError, Forbidden, InvalidInput, InvalidQuery, error_info
 from ..events.model import INT64_MAX, INT64_MIN
 from ..memory import Memory
 from ..view import parse_seq
@@ -58,11 +58,14 @@ from .http_models import (
     BridgeOut,
     ConversationRequest,
     DomainOut,
+    DropRequest,
     EdgeOut,
     EdgeRequest,
     ErrorBody,
     EventOut,
     ForgetOut,
+    ForgetWhereRequest,
+    ForgottenOut,
     IndexOut,
     NeighborOut,
     NodeOut,
@@ -398,10 +401,63 @@ def get_memory(mem: Mem, memory_id: MemoryId, as_of: AsOf = None) -> dict[str, A
     return _node(_reader(mem, as_of).get(memory_id))
 
 
-@_reads.get("/memories", response_model=Page[NodeOut], summary="Memories in a domain")
-def list_domain(mem: Mem, domain: Annotated[str, Query(max_length=256)], as_of: AsOf = None,
-                limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
-    return _page(mem, as_of, cursor, limit, lambda r: r.in_domain(domain), _node)
+ScopeQuery = Annotated[list[str] | None, Query(max_length=100)]
+
+
+def _filters_param(text: str | None) -> dict[str, Any] | None:
+    """The ``filters`` query parameter: a JSON object, as in recall's body."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidQuery("filters must be a JSON object, e.g. {\"attrs.age\": {\"gte\": 18}}"
+                           ) from None
+    if not isinstance(value, dict):
+        raise InvalidQuery("filters must be a JSON object")
+    _check_json(value)
+    return value
+
+
+def _one_or_many(values: list[str] | None) -> str | list[str] | None:
+    return values[0] if values and len(values) == 1 else values
+
+
+@_reads.get("/memories", response_model=Page[NodeOut],
+            summary="List memories (filters, newest first, cursor pages)")
+def list_memories(
+    mem: Mem,
+    domain: Annotated[list[str] | None, Query(max_length=100)] = None,
+    user_id: ScopeQuery = None, agent_id: ScopeQuery = None, run_id: ScopeQuery = None,
+    kind: Annotated[list[str] | None, Query(max_length=100)] = None,
+    created_after: Annotated[str | None, Query(max_length=64)] = None,
+    created_before: Annotated[str | None, Query(max_length=64)] = None,
+    filters: Annotated[str | None, Query(max_length=10_000, description=(
+        'More filters as a JSON object, as in recall: {"attrs.age": {"gte": 18}}.'))] = None,
+    current: Annotated[bool, Query(description="Leave out superseded memories.")] = False,
+    order: Annotated[str, Query(pattern="^(newest|oldest)$")] = "newest",
+    as_of: AsOf = None, limit: Limit = 100, cursor: Cursor = None,
+) -> dict[str, Any]:
+    spec = _filters_param(filters) or {}
+    if kind:
+        if "kind" in spec:
+            raise InvalidQuery("kind is given both as a parameter and in filters")
+        spec["kind"] = kind
+    page = mem.list(
+        filters=spec or None, domains=domain, user_id=_one_or_many(user_id),
+        agent_id=_one_or_many(agent_id), run_id=_one_or_many(run_id),
+        created_after=_time_param(created_after), created_before=_time_param(created_before),
+        current=current, order=order, limit=limit, cursor=cursor, as_of=as_of,
+    )
+    return {"items": [_node(n) for n in page], "seq": page.seq, "next_cursor": page.cursor}
+
+
+def _time_param(text: str | None) -> str | int | None:
+    """A time query parameter: µs if it is all digits, else an ISO-8601 string."""
+    if text is None:
+        return None
+    seq = parse_seq(text)
+    return text if seq is None else seq
 
 
 @_reads.get("/find", response_model=NodeOut, summary="The memory with a name")
@@ -446,7 +502,9 @@ def recall(mem: Mem, body: RecallRequest) -> dict[str, Any]:
         options["with_index"] = True
     result = mem.recall(body.query, k=body.k, domains=body.domains, as_of=body.as_of,
                         valid_at=body.valid_at, filters=body.filters, agent=body.agent,
-                        tiers=body.tiers, **options)
+                        user_id=body.user_id, agent_id=body.agent_id, run_id=body.run_id,
+                        created_after=body.created_after, created_before=body.created_before,
+                        min_score=body.min_score, tiers=body.tiers, **options)
     out = {"hits": [_hit(h) for h in result]}
     if body.with_index:  # a Recall: hits plus the index, read at one seq
         out.update(index=result.index, seq=result.seq)  # type: ignore[attr-defined]
@@ -538,10 +596,28 @@ def forget(mem: Mem, memory_id: MemoryId,
     return {"id": event.stream, "seq": event.seq, "event_id": event.id}
 
 
+@_writes.post("/forget", response_model=ForgottenOut,
+              summary="Forget every memory matching a filter (a user, run, agent, attrs...)")
+def forget_where(mem: Mem, body: ForgetWhereRequest) -> dict[str, Any]:
+    ids = mem.forget_where(
+        filters=body.filters, user_id=body.user_id, agent_id=body.agent_id, run_id=body.run_id,
+        domains=body.domains, created_after=body.created_after,
+        created_before=body.created_before, reason=body.reason, dry_run=body.dry_run,
+    )
+    return {"forgotten": ids, "count": len(ids), "dry_run": body.dry_run, "seq": mem.seq}
+
+
+@_writes.post("/drop", response_model=ForgottenOut, summary="Drop the whole namespace")
+def drop_namespace(mem: Mem, body: DropRequest) -> dict[str, Any]:
+    ids = mem.drop_namespace(body.confirm, reason=body.reason, dry_run=body.dry_run)
+    return {"forgotten": ids, "count": len(ids), "dry_run": body.dry_run, "seq": mem.seq}
+
+
 @_writes.post("/edges", response_model=EdgeOut, status_code=201, summary="Relate two memories")
 def relate(mem: Mem, body: EdgeRequest) -> dict[str, Any]:
     edge = mem.relate(body.src, body.rel, body.dst, attrs=body.attrs, source=body.source,
-                      agent=body.agent, session=body.session)
+                      agent=body.agent, session=body.session, user_id=body.user_id,
+                      agent_id=body.agent_id, run_id=body.run_id)
     return msgspec.to_builtins(edge)  # type: ignore[no-any-return]
 
 
@@ -565,7 +641,9 @@ def record_outcome(mem: Mem, memory_id: MemoryId, body: OutcomeRequest) -> dict[
 def ingest_conversation(mem: Mem, body: ConversationRequest) -> list[dict[str, Any]]:
     turns = [t.model_dump(exclude_none=True) for t in body.turns]
     nodes = mem.ingest_conversation(turns, session=body.session, at=body.at,
-                                    domain=body.domain, source=body.source, agent=body.agent)
+                                    domain=body.domain, source=body.source, agent=body.agent,
+                                    user_id=body.user_id, agent_id=body.agent_id,
+                                    run_id=body.run_id)
     return [_node(n) for n in nodes]
 
 

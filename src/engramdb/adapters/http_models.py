@@ -66,6 +66,15 @@ Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"},
 Short = Annotated[str, Field(max_length=256)]
 Text = Annotated[str, Field(max_length=1_000_000)]
 Scalar = str | Bound | float | bool | None
+#: A filter value: equality, a list ("one of"), or operators
+#: (``eq``, ``ne``, ``in``, ``not_in``, ``gt``, ``gte``, ``lt``, ``lte``).
+FilterValue = Scalar | list[Scalar] | dict[str, Scalar | list[Scalar]]
+Filters = Annotated[dict[str, FilterValue] | None, Field(
+    None, description="`kind`, `domain`, `name`, `user_id`, `agent_id`, `run_id`, `created_at`,"
+    " `updated_at`, `valid_from`, `valid_to` or `attrs.<key>`: a value, a list of values, or"
+    ' operators such as {"gte": 18, "lt": 65} (numbers or ISO-8601 times).')]
+#: ``user_id`` / ``agent_id`` / ``run_id`` as filters: one value or a list.
+ScopeFilter = Short | list[Short] | None
 
 
 class _In(BaseModel):
@@ -75,7 +84,10 @@ class _In(BaseModel):
 class _Provenance(_In):
     source: Short | None = Field(None, description="Where it came from.")
     agent: Short | None = Field(None, description="Who is writing.")
-    session: Short | None = Field(None, description="The session it belongs to.")
+    session: Short | None = Field(None, description="The session it belongs to (= run_id).")
+    user_id: Short | None = Field(None, description="Whom the memory is about or for.")
+    agent_id: Short | None = Field(None, description="Which agent writes (= agent).")
+    run_id: Short | None = Field(None, description="The run or session (= session).")
 
 
 class BatchItem(_Provenance):
@@ -139,7 +151,10 @@ class Turn(_In):
 
 
 class ConversationRequest(_In):
-    session: Short
+    session: Short | None = Field(None, description="The session (or give run_id).")
+    run_id: Short | None = None
+    user_id: Short | None = None
+    agent_id: Short | None = None
     turns: list[Turn] = Field(min_length=1, max_length=5000)
     at: Time | None = None
     domain: Short | None = "conversation"
@@ -151,9 +166,15 @@ class RecallRequest(_In):
     query: Annotated[str, Field(min_length=1, max_length=10_000)]
     k: Annotated[int, Field(ge=1, le=1000)] = 10
     domains: list[Short] | None = Field(None, max_length=100)
-    filters: dict[str, Scalar | list[Scalar]] | None = Field(
-        None, description="`kind` or `attrs.<key>`: a value or a list of values."
-    )
+    filters: Filters = None
+    user_id: ScopeFilter = None
+    agent_id: ScopeFilter = Field(None, description="Only memories written by this agent"
+                                  " (`agent` is who is asking).")
+    run_id: ScopeFilter = None
+    created_after: Time | None = Field(None, description="Created at or after this time.")
+    created_before: Time | None = Field(None, description="Created before this time.")
+    min_score: float | None = Field(None, allow_inf_nan=False,
+                                    description="Drop hits scoring below this.")
     as_of: Seq | Annotated[str, Field(max_length=64)] | None = Field(
         None, description="Answer from the store as it was then: a seq or an ISO time."
     )
@@ -284,6 +305,9 @@ class NodeOut(BaseModel):
     seq: int
     valid_from: Timestamp | None = None
     valid_to: Timestamp | None = None
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
 
 
 class RememberOut(NodeOut):
@@ -396,6 +420,37 @@ class ForgetOut(BaseModel):
     id: str
     seq: int
     event_id: str
+
+
+class ForgetWhereRequest(_In):
+    """Forget every memory of the namespace that matches (at least one filter)."""
+
+    filters: Filters = None
+    user_id: ScopeFilter = None
+    agent_id: ScopeFilter = None
+    run_id: ScopeFilter = None
+    domains: list[Short] | None = Field(None, max_length=100)
+    created_after: Time | None = None
+    created_before: Time | None = None
+    reason: Annotated[str, Field(max_length=1000)] | None = None
+    dry_run: bool = Field(False, description="Only say what would be forgotten.")
+
+
+class DropRequest(_In):
+    """Drop the namespace of the path: every memory forgotten, its contexts discarded."""
+
+    confirm: Short = Field(description="The namespace's name again: nothing is dropped"
+                           " unless it matches the path's.")
+    reason: Annotated[str, Field(max_length=1000)] | None = None
+    dry_run: bool = Field(False, description="Only say what would be forgotten.")
+
+
+class ForgottenOut(BaseModel):
+    forgotten: list[str] = Field(description="The ids forgotten (or, with dry_run, that"
+                                 " would be).")
+    count: int
+    dry_run: bool
+    seq: int
 
 
 class StatusOut(BaseModel):

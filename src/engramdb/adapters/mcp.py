@@ -94,6 +94,19 @@ WithIndex = Annotated[
                       "as of the same moment, to see how the hits relate to the rest."),
 ]
 
+UserId = Annotated[str | None, Field(description="The user the memory is about or for "
+                                                  "(e.g. an email or account id).")]
+RunId = Annotated[str | None, Field(description="The run or conversation session id.")]
+ScopeFilter = Annotated[str | list[str] | None, Field(description="Only memories with this "
+                                                                  "value (or one of a list).")]
+Filters = Annotated[dict[str, Any] | None, Field(description=(
+    "Filters: {\"kind\": \"decision\"}, {\"attrs.city\": \"Lisbon\"}, "
+    "{\"attrs.city\": [\"Lisbon\", \"Porto\"]}, or operators on numbers and ISO-8601 "
+    "times: {\"attrs.age\": {\"gte\": 18}}, "
+    "{\"created_at\": {\"lt\": \"2026-03-01\"}}. Keys: kind, domain, name, user_id, agent_id, "
+    "run_id, created_at, updated_at, valid_from, valid_to, attrs.<key>."
+))]
+
 RESULT = dict[str, Any]
 
 
@@ -162,6 +175,7 @@ def _node(node: Node) -> RESULT:
         "domain": node.domain, "attrs": node.attrs, "version": node.version, "seq": node.seq,
         "created_at": _iso(node.created_at), "updated_at": _iso(node.updated_at),
         "valid_from": _iso(node.valid_from), "valid_to": _iso(node.valid_to),
+        "user_id": node.user_id, "agent_id": node.agent_id, "run_id": node.run_id,
     })
 
 
@@ -205,6 +219,8 @@ def _hits(mem: Memory, hits: list[Hit], seq: int, *, with_index: bool) -> RESULT
 
 _READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 _WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+_DESTROY = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False,
+                           open_world_hint=False)
 
 
 def build_server(
@@ -248,6 +264,8 @@ def _tools(scope: _Scope, agent: str | None) -> list[tuple[Callable[..., RESULT]
         source: Annotated[str | None, Field(description="Where it came from (a URL, a file, "
                                                         "'user').")] = None,
         session: Annotated[str | None, Field(description="Conversation/session id.")] = None,
+        user_id: UserId = None,
+        run_id: RunId = None,
         supersedes: Annotated[str | list[str] | None, Field(description=(
             "Id(s) of memories this one replaces (the fact changed): they stop being "
             "current but stay readable with as_of."
@@ -266,6 +284,7 @@ def _tools(scope: _Scope, agent: str | None) -> list[tuple[Callable[..., RESULT]
         node = scope(namespace).remember(
             text, domain=domain, kind=kind, name=name, attrs=attrs, valid_from=valid_from,
             source=source, session=session, agent=agent, supersedes=supersedes,
+            user_id=user_id, run_id=run_id,
         )
         return _node(node) | {"created": node.created, "superseded": list(node.superseded)}
 
@@ -274,12 +293,19 @@ def _tools(scope: _Scope, agent: str | None) -> list[tuple[Callable[..., RESULT]
                                                 "e.g. 'where does Maya live?'.")],
         k: K = 10,
         domains: Annotated[list[str] | None, Field(description="Only these domains.")] = None,
-        filters: Annotated[dict[str, Any] | None, Field(description=(
-            "Exact-match filters: {\"kind\": \"decision\"} or {\"attrs.city\": \"Lisbon\"}."
-        ))] = None,
+        filters: Filters = None,
         valid_at: Annotated[str | None, Field(description="Only memories true in the world at "
                                                           "this ISO-8601 time.")] = None,
         with_index: WithIndex = False,
+        user_id: ScopeFilter = None,
+        agent_id: ScopeFilter = None,
+        run_id: ScopeFilter = None,
+        created_after: Annotated[str | None, Field(description="Only memories created at or "
+                                                               "after this time.")] = None,
+        created_before: Annotated[str | None, Field(description="Only memories created "
+                                                                "before this time.")] = None,
+        min_score: Annotated[float | None, Field(description="Drop hits scoring below "
+                                                             "this.")] = None,
         namespace: Namespace = None,
     ) -> RESULT:
         """Find the memories most relevant to a question (hybrid: meaning + keywords +
@@ -293,7 +319,9 @@ def _tools(scope: _Scope, agent: str | None) -> list[tuple[Callable[..., RESULT]
         # A present recall (no as_of) under the server's agent: the top hits feed that
         # agent's working tier and prefetch when the working tier is on.
         hits = mem.recall(query, k=k, domains=domains, filters=filters, valid_at=valid_at,
-                          with_index=with_index, agent=agent,
+                          with_index=with_index, agent=agent, user_id=user_id,
+                          agent_id=agent_id, run_id=run_id, created_after=created_after,
+                          created_before=created_before, min_score=min_score,
                           **({} if agent is not None else {"as_of": seq}))
         return _hits(mem, hits, getattr(hits, "seq", seq), with_index=with_index)
 
@@ -394,6 +422,62 @@ def _tools(scope: _Scope, agent: str | None) -> list[tuple[Callable[..., RESULT]
         event = scope(namespace).forget(id, reason=reason, agent=agent)
         return _compact({"id": event.stream, "forgotten": True, "seq": event.seq,
                          "reason": reason})
+
+    def list_memories(
+        filters: Filters = None,
+        user_id: ScopeFilter = None,
+        agent_id: ScopeFilter = None,
+        run_id: ScopeFilter = None,
+        domains: Annotated[list[str] | None, Field(description="Only these domains.")] = None,
+        current: Annotated[bool, Field(description="Leave out memories replaced by newer "
+                                                   "ones.")] = False,
+        limit: Annotated[int, Field(description="Page size (1-1000).")] = 50,
+        cursor: Annotated[str | None, Field(description="next_cursor of the previous "
+                                                        "page.")] = None,
+        namespace: Namespace = None,
+    ) -> RESULT:
+        """List memories, newest first, filtered (no query needed): e.g. everything
+        about one user. Pages are stable: pass next_cursor back for the next one."""
+        page = scope(namespace).list(filters=filters, user_id=user_id, agent_id=agent_id,
+                                     run_id=run_id, domains=domains, current=current,
+                                     limit=limit, cursor=cursor)
+        return {"items": [_node(n) for n in page], "seq": page.seq,
+                "next_cursor": page.cursor}
+
+    def forget_where(
+        filters: Filters = None,
+        user_id: ScopeFilter = None,
+        agent_id: ScopeFilter = None,
+        run_id: ScopeFilter = None,
+        reason: Annotated[str | None, Field(description="Why (kept in history).")] = None,
+        confirm: Annotated[bool, Field(description="False (the default): only list what "
+                                                   "would be forgotten. True: forget it.")]
+        = False,
+        namespace: Namespace = None,
+    ) -> RESULT:
+        """Forget every memory matching a filter, e.g. everything of user_id 'u-42'
+        when that user asks to be erased. At least one filter is required. Call it
+        first without confirm to see what would go, then with confirm=true."""
+        ids = scope(namespace).forget_where(filters=filters, user_id=user_id,
+                                            agent_id=agent_id, run_id=run_id, reason=reason,
+                                            agent=agent, dry_run=not confirm)
+        return {"forgotten" if confirm else "would_forget": ids, "count": len(ids)}
+
+    def drop_namespace(
+        namespace: Annotated[str, Field(description="The namespace to drop, spelled out "
+                                                    "(required: never this server's default "
+                                                    "by omission).")],
+        confirm: Annotated[bool, Field(description="False (the default): only list what "
+                                                   "would be forgotten. True: drop it.")]
+        = False,
+        reason: Annotated[str | None, Field(description="Why (kept in history).")] = None,
+    ) -> RESULT:
+        """Forget every memory of a whole namespace (a tenant) and discard its open
+        contexts. Call it first without confirm to see what would go."""
+        ids = scope(namespace).drop_namespace(namespace, reason=reason, agent=agent,
+                                              dry_run=not confirm)
+        return {"namespace": namespace, "forgotten" if confirm else "would_forget": ids,
+                "count": len(ids)}
 
     def history(id: MemoryId, namespace: Namespace = None) -> RESULT:
         """Every change to a memory, oldest first: created, updated, forgotten,
@@ -509,6 +593,7 @@ def _tools(scope: _Scope, agent: str | None) -> list[tuple[Callable[..., RESULT]
         (forget, ToolAnnotations(read_only_hint=False, destructive_hint=True,
                                  idempotent_hint=False, open_world_hint=False)),
         (history, _READ), (as_of, _READ), (index, _READ), (get, _READ),
+        (list_memories, _READ), (forget_where, _DESTROY), (drop_namespace, _DESTROY),
     ]
 
 
