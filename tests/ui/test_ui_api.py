@@ -123,6 +123,8 @@ def test_timeline_lists_a_window_of_the_namespace_events(env: Env) -> None:
     assert last["more"] is True
     first = env.call("GET", f"{A}/timeline", params={"limit": 1}).json()
     assert first["items"][0]["stream"] == maya and first["more"] is True
+    past_head = env.call("GET", f"{A}/timeline", params={"after": 4611686018427388000}).json()
+    assert past_head == {"items": [], "seq": env.mem.seq, "more": False}  # how pages find it
     only = env.call("GET", f"{A}/timeline", params={"type": "edge.added"}).json()["items"]
     assert [e["payload"]["rel"] for e in only] == ["works_at"]
 

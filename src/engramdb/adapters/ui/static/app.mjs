@@ -9,6 +9,8 @@ import {
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'engram.token';
+const FAR = 2 ** 62; // a seq past any head: an empty window that still reports the head
+const RECENT = 20000; // seqs looked back through for the last event and consolidation moves
 const NS_KEY = 'engram.namespace';
 
 /** An element with attributes and children (text is always set as text, never HTML). */
@@ -164,14 +166,17 @@ async function openNamespace() {
 
 /** The namespace's first and last events: the slider's ends. */
 async function loadBounds() {
+  // Every read is bounded: the head from an empty window past it, the last event from
+  // a recent window (a big store's log is never scanned whole on a page load).
+  const probe = await state.api.timeline({ after: FAR, limit: 1 }).catch(fail);
+  state.head = probe ? probe.seq : 0;
   const [first, last] = await Promise.all([
     state.api.timeline({ limit: 1 }).catch(fail),
-    state.api.timeline({ limit: 1, newest: true }).catch(fail),
+    state.api.timeline({ limit: 1, newest: true, after: windowStart(state.head, RECENT) }).catch(fail),
   ]);
-  state.head = last ? last.seq : 0;
   state.first = first && first.items.length ? Math.max(0, first.items[0].seq - 1) : 0;
   state.firstTime = first && first.items.length ? parseTime(first.items[0].recorded_at) : null;
-  state.headTime = last && last.items.length ? parseTime(last.items[0].recorded_at) : null;
+  state.headTime = last && last.items.length ? parseTime(last.items[0].recorded_at) : new Date();
 }
 
 const mode = () => document.querySelector('input[name=tmode]:checked').value;
@@ -434,7 +439,10 @@ async function drawPrefetch(agent) {
 async function drawSide() {
   const [tiers, moves, contexts] = await Promise.all([
     state.api.tiers().catch(fail),
-    state.api.timeline({ type: 'tier.changed', newest: true, limit: 20, as_of: asOf() }).catch(fail),
+    state.api.timeline({
+      type: 'tier.changed', newest: true, limit: 20, as_of: asOf(),
+      after: windowStart(state.point === null ? state.head : state.point, RECENT),
+    }).catch(fail),
     state.api.contexts().catch(fail),
   ]);
   if (tiers) $('tiers').replaceChildren(el('table', { class: 'props' }, Object.entries(tiers).map(([t, n]) => el('tr', {}, el('th', {}, t), el('td', {}, n)))));
