@@ -50,6 +50,16 @@ function fail(err) {
 }
 
 const asOf = () => (state.point === null ? undefined : state.point);
+const POINT = () => state.point;
+const SELECTED = () => state.selected;
+const GRAPH = () => state.graphMode;
+
+/** A check that what a drawing depends on (the given getters) has not changed since it
+ * started: answers arriving after a newer move of the slider are dropped, not drawn. */
+function still(...getters) {
+  const key = JSON.stringify(getters.map((get) => get()));
+  return () => JSON.stringify(getters.map((get) => get())) === key;
+}
 
 // -- signing in ---------------------------------------------------------------
 
@@ -216,8 +226,9 @@ async function moveTo() {
     state.point = Number(slider.value);
   } else {
     const at = new Date(Number(slider.value)).toISOString();
+    const fresh = still(() => slider.value);
     const found = await state.api.timeline({ as_of: at, limit: 1, newest: true }).catch(fail);
-    if (!found) return;
+    if (!found || !fresh()) return;
     state.point = found.seq;
     showPoint(found.seq);
   }
@@ -238,10 +249,11 @@ async function refresh() {
 
 async function drawEvents() {
   const upto = state.point === null ? state.head : state.point;
+  const fresh = still(POINT, () => $('window').value);
   const found = await state.api.timeline({
     as_of: asOf(), after: windowStart(upto, $('window').value), newest: true, limit: 200,
   }).catch(fail);
-  if (!found) return;
+  if (!found || !fresh()) return;
   const items = found.items.slice().reverse();
   for (const e of found.items) {
     if (e.type === 'node.created' && !state.names[e.stream]) state.names[e.stream] = label({ ...e.payload, id: e.stream });
@@ -279,11 +291,12 @@ async function drawGraph() {
   const { domain, center } = state.graphMode;
   if (!domain && !center) return;
   const params = center ? { center, depth: $('depth').value } : { domain };
+  const fresh = still(POINT, GRAPH, () => $('depth').value);
   const graph = await state.api.graph({ ...params, as_of: asOf(), limit: 150 }).catch((err) => {
     if (err instanceof ApiError && err.status === 404) return { nodes: [], edges: [], seq: state.point, truncated: false };
     return fail(err);
   });
-  if (!graph) return;
+  if (!graph || !fresh()) return;
   for (const n of graph.nodes) state.names[n.id] = label(n);
   const elements = graphElements(graph, { selected: state.selected });
   if (!state.cy) {
@@ -331,10 +344,12 @@ async function drawSelected() {
   const box = $('detail');
   const editBox = $('edit-selected');
   if (!id) return;
+  const fresh = still(POINT, SELECTED);
   let node;
   try {
     node = await state.api.memory(id, asOf());
   } catch (err) {
+    if (!fresh()) return;
     if (editBox) editBox.hidden = true;
     box.replaceChildren(el('p', { class: 'muted' }, err instanceof ApiError && err.status === 404
       ? `${state.names[id] || id} does not exist at this point (not yet written, or forgotten).` : String(err.message)));
@@ -347,6 +362,8 @@ async function drawSelected() {
     state.api.history(id, asOf()).catch(() => null),
   ]);
   const provs = await Promise.all(provenanceFields(node).map((f) => state.api.provenance(id, f, asOf()).catch(() => null)));
+  const versions = await versionList(id, history ? history.items : []);
+  if (!fresh()) return;
   const rows = [
     ['id', node.id], ['kind', node.kind], ['name', node.name], ['domain', node.domain],
     ['version', `${node.version} (seq ${node.seq})`], ['tier', tier ? tier.tier : '?'],
@@ -365,7 +382,7 @@ async function drawSelected() {
       el('td', {}, el('div', {}, JSON.stringify(p.value)), el('div', { class: 'prov' },
         `${p.type} #${p.seq} · ${formatTime(p.recorded_at)} · agent ${p.agent || '—'} · source ${p.source || '—'} · session ${p.session || '—'}`))))),
     el('h3', {}, 'Versions'),
-    await versionList(id, history ? history.items : []),
+    versions,
     salience ? el('details', {}, el('summary', {}, 'Salience components'),
       el('pre', { class: 'prov' }, JSON.stringify(salience, null, 1))) : null,
     el('button', { type: 'button', class: 'link', onclick: () => expand(id) }, 'Expand neighbours in the graph'),
@@ -409,8 +426,9 @@ async function runRecall() {
   const body = { query, k: Number($('k').value) || 5, with_index: true, as_of: asOf(), agent, tiers: $('recall-tiers').value };
   if ($('recall-domain').value) body.domains = [$('recall-domain').value];
   if (filters) body.filters = filters;
+  const fresh = still(POINT, () => $('query').value);
   const found = await state.api.recall(body).catch(fail);
-  if (!found) return;
+  if (!found || !fresh()) return;
   setStatus('');
   $('recall-info').textContent = `${found.hits.length} hits at seq ${found.seq}${state.point === null ? '' : ' (as of then)'}`;
   $('hits').replaceChildren(...found.hits.map((hit) => el('li', { onclick: () => select(hit.id), dataset: { id: hit.id } },
@@ -437,6 +455,7 @@ async function drawPrefetch(agent) {
 // -- tiers and contexts -------------------------------------------------------------
 
 async function drawSide() {
+  const fresh = still(POINT);
   const [tiers, moves, contexts] = await Promise.all([
     state.api.tiers().catch(fail),
     state.api.timeline({
@@ -445,6 +464,7 @@ async function drawSide() {
     }).catch(fail),
     state.api.contexts().catch(fail),
   ]);
+  if (!fresh()) return;
   if (tiers) $('tiers').replaceChildren(el('table', { class: 'props' }, Object.entries(tiers).map(([t, n]) => el('tr', {}, el('th', {}, t), el('td', {}, n)))));
   if (moves) {
     $('moves').replaceChildren(...(moves.items.length ? moves.items.reverse().map(eventItem) : [el('li', { class: 'muted' }, 'No consolidation has moved anything yet.')]));
