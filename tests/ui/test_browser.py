@@ -70,6 +70,15 @@ def test_recall_shows_hits_with_the_signals_that_found_them(
     assert any(re.match(r"(vector|text) rank \d+ · score [\d.]+", s) for s in signals), signals
     assert "people" in page.inner_text("#index") or "chat" in page.inner_text("#index")
     page.screenshot(path=str(shot_dir / "recall.png"))
+    # only what the extractor wrote: the demo's entities, none of the chat turns
+    page.fill("#query", "Where does Maya live?")
+    page.fill("#recall-by", "extractor")
+    page.press("#query", "Enter")
+    page.wait_for_function("() => document.querySelector('#hits .hit-text')?.textContent"
+                           " === 'Maya lives in Lisbon'")
+    texts = page.locator("#hits .hit-text").all_inner_texts()
+    assert texts and texts[0] == "Maya lives in Lisbon", texts
+    assert not any(":" in t for t in texts), texts  # chat turns read "Speaker: ..."
 
 
 def test_clicking_a_node_shows_its_provenance_and_versions(

@@ -425,6 +425,9 @@ async function runRecall() {
   const agent = $('recall-agent').value.trim() || undefined;
   const body = { query, k: Number($('k').value) || 5, with_index: true, as_of: asOf(), agent, tiers: $('recall-tiers').value };
   if ($('recall-domain').value) body.domains = [$('recall-domain').value];
+  for (const [field, id] of [['user_id', 'recall-user'], ['agent_id', 'recall-by'], ['run_id', 'recall-run']]) {
+    if ($(id).value.trim()) body[field] = $(id).value.trim();
+  }
   if (filters) body.filters = filters;
   const fresh = still(POINT, () => $('query').value);
   const found = await state.api.recall(body).catch(fail);
