@@ -29,6 +29,7 @@ from .events import (
     from_us,
     to_us,
 )
+from .events.model import EMPTY_META
 from .events.types import OUTCOME_RECORDED, TIER_CHANGED
 from .projections import (
     OPEN,
@@ -215,13 +216,7 @@ class Reader:
         # redacts on disk).
         if self._forgotten(stream_id) or any(e.type == NODE_FORGOTTEN for e in events):
             return [_mask(e) for e in events]
-        return [
-            _mask(e)
-            if e.type == EDGE_ADDED
-            and (self._forgotten(e.payload.src) or self._forgotten(e.payload.dst))
-            else e
-            for e in events
-        ]
+        return [_mask(e) if self._concerns_forgotten(e) else e for e in events]
 
     def timeline(
         self, *, after: int = 0, limit: int = 100, types: Sequence[str] | None = None,
@@ -454,4 +449,6 @@ def _sets(event: Event, field: str) -> bool:
 def _mask(event: Event) -> Event:
     if event.type in (NODE_FORGOTTEN, REDACTED):
         return event
-    return msgspec.structs.replace(event, type=REDACTED, schema=1, payload=Redacted(was=event.type))
+    # as compaction leaves it: no payload, validity or meta (see memory._forget)
+    return msgspec.structs.replace(event, type=REDACTED, schema=1, payload=Redacted(was=event.type),
+                                   meta=EMPTY_META, valid_from=None, valid_to=None)

@@ -120,13 +120,15 @@ class Model:
         return key[0] in self.forgotten or key[2] in self.forgotten
 
     def to_redact(self) -> set[int]:
-        """The seqs ``compact()`` must redact: forgotten streams and their edges."""
+        """The seqs ``compact()`` must redact: forgotten streams and their edges'
+        events (added and removed: the relation and the provenance are the caller's)."""
         out = set()
         for seq, stream, type_, key in self.log:
             if type_ == NODE_FORGOTTEN:
                 continue
             if stream in self.forgotten or (
-                type_ == EDGE_ADDED and key is not None and self.masked(stream, key)
+                type_ in (EDGE_ADDED, EDGE_REMOVED) and key is not None
+                and self.masked(stream, key)
             ):
                 out.add(seq)
         return out
@@ -257,7 +259,7 @@ def check_history(reader: Any, model: Model) -> None:
         assert all(e.stream == stream and e.namespace == NS for e in got)
         masked = model.masked(stream, key)
         for event, (_, type_) in zip(got, want, strict=True):
-            hide = masked and (type_ in (NODE_CREATED, NODE_UPDATED, EDGE_ADDED))
+            hide = masked and (type_ in (NODE_CREATED, NODE_UPDATED, EDGE_ADDED, EDGE_REMOVED))
             if hide:
                 assert event.type == REDACTED and event.payload == Redacted(was=type_), (
                     at, stream, event)
@@ -719,6 +721,6 @@ def test_past_history_masks_forgotten_content(mem: Memory) -> None:
             added = reader.history(edge_stream(b.id, "knows", a.id))[0]
             assert added.type == REDACTED and added.payload == Redacted(was=EDGE_ADDED)
         assert [e.type for e in mem.history(edge_stream(b.id, "knows", a.id))] == [
-            REDACTED, EDGE_REMOVED]
+            REDACTED, REDACTED]  # the removal names the forgotten end too
         mem.compact()
     assert edge.attrs == {"why": "secret"}

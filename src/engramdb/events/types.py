@@ -51,6 +51,7 @@ __all__ = [
     "default_registry",
     "edge_stream",
     "INTERNAL_PREFIXES",
+    "FORGOTTEN_PREFIX",
     "check_memory_id",
     "touched_nodes",
     "StagedDraft",
@@ -281,12 +282,15 @@ def edge_stream(src: str, rel: str, dst: str) -> str:
 #: The streams engramdb derives (the kind of each comes first): ``access:<namespace>``
 #: (batched reads), ``ctx:<namespace>|<name>`` (a context), ``edge:<digest>``,
 #: ``outcome:<digest>``, ``tier:<memory id>``, ``enrichment:<event id>``,
-#: ``drop:<namespace>`` (a namespace dropped) and ``vectors.active``. A memory's
-#: chosen id never starts with one of these, so no tenant can name a stream
-#: another tenant's events will land on
-#: (tests/test_streams.py checks that every derived stream is covered).
-INTERNAL_PREFIXES = ("access:", "ctx:", "drop:", "edge:", "enrichment:", "outcome:", "tier:",
-                     "vectors.")
+#: ``drop:<namespace>`` (a namespace dropped), ``vectors.active`` and
+#: ``forgotten:<tombstone id>...`` (the streams of a forgotten memory whose id the
+#: caller chose, once compaction has erased that id: engramdb.memory._forget). A
+#: memory's chosen id never starts with one of these, so no tenant can name a
+#: stream another tenant's events will land on
+#: (tests/test_tenants.py checks that every derived stream is covered).
+FORGOTTEN_PREFIX = "forgotten:"
+INTERNAL_PREFIXES = ("access:", "ctx:", "drop:", "edge:", "enrichment:", FORGOTTEN_PREFIX,
+                     "outcome:", "tier:", "vectors.")
 
 
 def check_memory_id(value: Any) -> str:

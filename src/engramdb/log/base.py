@@ -53,7 +53,7 @@ import contextlib
 import hashlib
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import msgspec
@@ -86,7 +86,7 @@ from ..events.registry import encode_meta
 
 __all__ = [
     "EventLog", "Prepared", "GroupResult", "RawEvent", "Redaction", "GENESIS", "chain_link",
-    "chain_of_raw",
+    "chain_of_raw", "REDACTED_META",
 ]
 
 #: The chain value "before" event 1.
@@ -156,6 +156,9 @@ class Redaction(NamedTuple):
 
 
 _meta_decoder = msgspec.json.Decoder(Meta)
+#: The meta a redacted event keeps: none (agent, source, session and every
+#: provenance field a later version adds are the caller's, so they go).
+REDACTED_META = encode_meta(Meta())
 
 
 class Prepared(NamedTuple):
@@ -179,6 +182,9 @@ class EventLog(ABC):
     #: whether the chain value of the last event written may be remembered
     #: (False where other processes write, or re-base, the same log)
     _cache_tip = True
+    #: during :meth:`redact`: the seqs to redact and the streams to rename
+    _todo: set[int] | None = None
+    _renames: dict[str, str] = {}  # noqa: RUF012 - replaced, never mutated
 
     def __init__(self, registry: Registry | None = None) -> None:
         self.registry = registry or default_registry()
@@ -385,12 +391,26 @@ class EventLog(ABC):
             self._versions[stream] = version
         return version
 
-    def redact(self, seqs: Iterable[int]) -> int:
-        """Replace the payloads of events ``seqs`` with :class:`Redacted` markers,
-        re-base the hash chain over them and start a new ``epoch``, in one
-        transaction (see the module docstring)."""
+    def redact(self, seqs: Iterable[int], *, renames: Mapping[str, str] | None = None) -> int:
+        """Replace events ``seqs`` with :class:`Redacted` markers (payload, validity
+        and meta all gone), give each stream of ``renames`` (old -> new name, whole
+        streams: a forgotten memory's chosen id) its new name, re-base the hash
+        chain over them and start a new ``epoch``, in one transaction (see the
+        module docstring)."""
+        renames = dict(renames or {})
         with self.writing():
-            return self._redact(sorted(s for s in set(seqs) if 0 < s <= self.head()))
+            head = self.head()
+            todo = {s for s in set(seqs) if 0 < s <= head}
+            moved = {e.seq for old in renames for e in self.read_stream(old, upto=head)}
+            self._renames, self._todo = renames, todo
+            try:
+                count = self._redact(sorted(todo | moved))
+            finally:
+                self._renames, self._todo = {}, None
+            for old, new in renames.items():
+                self._versions.pop(old, None)
+                self._versions.pop(new, None)
+            return count
 
     def plan_redaction(
         self, seqs: Sequence[int], rows: Iterable[RawEvent], *, epoch: int, head: int,
@@ -402,7 +422,9 @@ class EventLog(ABC):
         the current ``chain_rebases`` meta. Raises :class:`CorruptStore` naming the
         first event whose stored chain does not check out: damage is never
         re-based into a valid chain."""
-        todo = set(seqs)
+        todo: set[int] = set(seqs) if self._todo is None else self._todo
+        renames: dict[str, str] = self._renames
+        rewrote = False
         first = seqs[0] if seqs else head + 1
         prev_old = prev_new = self._chain_before(first)
         before = prev_old
@@ -419,6 +441,10 @@ class EventLog(ABC):
             if changed:
                 raw = next(self.redact_raw([raw], {raw.seq}))
                 count += 1
+            if raw.stream in renames:
+                raw = msgspec.structs.replace(raw, stream=renames[raw.stream])
+                changed = True
+            rewrote = rewrote or changed
             prev_new = chain_of_raw(prev_new, raw)
             out.append((msgspec.structs.replace(raw, chain=prev_new), changed))
             expected += 1
@@ -430,7 +456,7 @@ class EventLog(ABC):
                   "at": now if now is not None else now_us()}
         history = msgspec.json.decode(rebases) if rebases else []
         meta = {"epoch": str(epoch + 1)}
-        if count:
+        if rewrote:
             meta["chain_rebases"] = msgspec.json.encode([*history, record]).decode()
         return Redaction(out, count, meta)
 
@@ -438,14 +464,20 @@ class EventLog(ABC):
         payload, blob, _ = self.registry.coerce(REDACTED, Redacted(was=type_name))
         return payload, blob
 
-    def redact_raw(self, events: Iterable[RawEvent], seqs: set[int]) -> Iterator[RawEvent]:
-        """``events`` with those in ``seqs`` turned into the markers :meth:`redact`
-        would leave in the log (for exports that must not carry forgotten content)."""
+    def redact_raw(
+        self, events: Iterable[RawEvent], seqs: set[int], renames: Mapping[str, str] | None = None,
+    ) -> Iterator[RawEvent]:
+        """``events`` as :meth:`redact` would leave them in the log (for exports
+        that must not carry forgotten content)."""
+        renames = renames or {}
         for raw in events:
             if raw.seq in seqs and raw.type != REDACTED:
                 _, blob = self.redacted_payload(raw.type)
                 raw = msgspec.structs.replace(raw, type=REDACTED, schema=1, payload=blob,
-                                              valid_from=None, valid_to=None, chain=None)
+                                              valid_from=None, valid_to=None, chain=None,
+                                              meta=REDACTED_META)
+            if raw.stream in renames:
+                raw = msgspec.structs.replace(raw, stream=renames[raw.stream], chain=None)
             yield raw
 
     # -- raw events: export, import, verify ------------------------------------

@@ -58,11 +58,17 @@ class MemoryLog(EventLog):
             i = raw.seq - 1
             if changed:
                 self._old_blobs.pop(raw.seq, None)
+                was = self._events[i].stream
+                if was != raw.stream:  # a renamed stream (see EventLog.redact)
+                    self._streams[was].remove(raw.seq)
+                    if not self._streams[was]:
+                        del self._streams[was]
+                    self._streams.setdefault(raw.stream, []).append(raw.seq)
                 self._events[i] = msgspec.structs.replace(  # whatever redaction rewrote
                     self._events[i], id=raw.id, type=raw.type, schema=raw.schema,
                     payload=self.registry.decode(raw.type, raw.schema, raw.payload),
                     meta=_meta_decoder.decode(raw.meta), valid_from=raw.valid_from,
-                    valid_to=raw.valid_to)
+                    valid_to=raw.valid_to, stream=raw.stream)
             assert raw.chain is not None
             self._chains[i] = raw.chain
         self._meta.update(plan.meta)

@@ -334,9 +334,10 @@ class PostgresLog(EventLog):
             with conn.cursor() as cur:
                 cur.executemany(
                     f"UPDATE {self._t_events} SET id = %s, type = %s, schema = %s, payload = %s,"
-                    " meta = %s, valid_from = %s, valid_to = %s, chain = %s WHERE seq = %s",
+                    " meta = %s, valid_from = %s, valid_to = %s, chain = %s, stream = %s"
+                    " WHERE seq = %s",
                     [(r.id, r.type, r.schema, r.payload, r.meta, r.valid_from, r.valid_to,
-                      r.chain, r.seq) for r, changed in plan.rows if changed])
+                      r.chain, r.stream, r.seq) for r, changed in plan.rows if changed])
                 cur.executemany(f"UPDATE {self._t_events} SET chain = %s WHERE seq = %s",
                                 [(r.chain, r.seq) for r, changed in plan.rows if not changed])
                 cur.executemany(

@@ -458,9 +458,9 @@ class SQLiteLog(EventLog):
                 if changed:
                     conn.execute(
                         "UPDATE events SET id = ?, type = ?, schema = ?, payload = ?, meta = ?,"
-                        " valid_from = ?, valid_to = ?, chain = ? WHERE seq = ?",
+                        " valid_from = ?, valid_to = ?, chain = ?, stream = ? WHERE seq = ?",
                         (raw.id, raw.type, raw.schema, raw.payload, raw.meta, raw.valid_from,
-                         raw.valid_to, raw.chain, raw.seq))
+                         raw.valid_to, raw.chain, raw.stream, raw.seq))
                 else:
                     conn.execute("UPDATE events SET chain = ? WHERE seq = ?",
                                  (raw.chain, raw.seq))

@@ -14,14 +14,11 @@ from msgspec import UNSET
 from ..cognition.agent import Cognition
 from ..cognition.ownership import check_owned
 from ..cognition.prefetch import Prefetcher
-from ..cognition.staging import staged_redactions
 from ..cognition.tiers import TierState
 from ..errors import InvalidInput, ReadOnly
 from ..events import (
-    EDGE_ADDED,
     NO_STREAM,
     NODE_CREATED,
-    NODE_FORGOTTEN,
     Draft,
     Event,
     Meta,
@@ -31,10 +28,6 @@ from ..events import (
     to_us,
 )
 from ..events.types import (
-    INDEX_ENRICHED,
-    NAMESPACE_DROPPED,
-    OUTCOME_RECORDED,
-    VECTORS_ACTIVATED,
     check_memory_id,
 )
 from ..projections import Node
@@ -44,14 +37,13 @@ from ..recall.models import VectorModels
 from ..recall.projections import TextProjection, VectorProjection
 from ..store import EventStore
 from ..view import Reader, View, resolve_seq
+from ._forget import Erasure, erasure
 
 if TYPE_CHECKING:
     from ..recall.embed import Embedder
 
 
 _UNSET: Any = UNSET
-#: Events compaction never redacts: tombstones, and the store-wide model switch.
-_KEPT = frozenset({NODE_FORGOTTEN, NAMESPACE_DROPPED, VECTORS_ACTIVATED})
 
 def _attrs(value: Any) -> dict[str, Any]:
     if value is None:
@@ -197,37 +189,9 @@ class FacadeBase(Reader):
         if not isinstance(rel, str) or not rel or len(rel) > 128 or not rel.isprintable():
             raise InvalidInput("a relation is a printable string of 1-128 characters")
 
-    def _forgotten_seqs(self) -> list[int]:
-        """The seqs of every event whose content a forget covers (what compaction erases)."""
-        forgotten: set[str] = set()
-        last_forget: dict[str, int] = {}  # namespace -> seq of its last forget
-        dropped: dict[str, int] = {}  # namespace -> seq of its last drop
-        seqs: list[int] = []
-        events = list(self._store.log.read(upto=self._store.head))
-        for e in events:
-            if e.type == NODE_FORGOTTEN:
-                forgotten.add(e.stream)
-                last_forget[e.namespace] = e.seq
-            elif e.type == NAMESPACE_DROPPED:
-                dropped[e.namespace] = e.seq
-        for e in events:
-            if e.type in _KEPT:
-                continue
-            if e.seq < dropped.get(e.namespace, 0):
-                seqs.append(e.seq)  # everything a dropped namespace held before the drop
-                continue
-            if e.stream in forgotten:
-                seqs.append(e.seq)
-            elif e.type == INDEX_ENRICHED and e.seq < last_forget.get(e.namespace, 0):
-                seqs.append(e.seq)  # index prose may name what was forgotten after it
-            elif e.type == EDGE_ADDED and (
-                e.payload.src in forgotten or e.payload.dst in forgotten
-            ):
-                seqs.append(e.seq)
-            elif e.type == OUTCOME_RECORDED and e.payload.memory_id in forgotten:
-                seqs.append(e.seq)  # an outcome's goal and label describe the memory
-        seqs.extend(staged_redactions(events, forgotten))  # closed contexts' staged copies
-        return seqs
+    def _erasure(self) -> Erasure:
+        """What compaction erases of forgotten memories (see :mod:`._forget`)."""
+        return erasure(self._store.log.read(upto=self._store.head))
 
     def _nodes_get(self, node_id: str, seq: int) -> Node:
         node = self._nodes.get(node_id, seq)

@@ -59,7 +59,8 @@ class StoreOps(FacadeBase):
         with log.unverified() if allow_damaged else contextlib.nullcontext():
             raw = log.read_raw(upto=head)
             if not include_forgotten:
-                raw = log.redact_raw(raw, set(self._forgotten_seqs()))
+                plan = self._erasure()
+                raw = log.redact_raw(raw, set(plan.seqs), plan.renames)
             return write_events(path, raw,
                                 metadata={"store_id": self._store.store_id, "head": head})
 

@@ -244,7 +244,8 @@ class WriteOps(FacadeBase):
     def compact(self) -> int:
         """Physically erase the content of forgotten memories (and their edges'
         attributes) from every file of the store. Returns the events redacted."""
-        return self._store.compact(self._forgotten_seqs())
+        plan = self._erasure()
+        return self._store.compact(plan.seqs, renames=plan.renames)
 
     def ingest_conversation(
         self,

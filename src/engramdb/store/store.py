@@ -17,7 +17,7 @@ import contextlib
 import gc
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from ..errors import ConcurrencyConflict, EngramError, InvalidInput
@@ -271,10 +271,11 @@ class EventStore:
         with self._commit_lock:
             return check_store(self, fresh)
 
-    def compact(self, seqs: Iterable[int]) -> int:
-        """Redact events ``seqs`` for good: new epoch, rebuilt projections, purged files."""
+    def compact(self, seqs: Iterable[int], *, renames: Mapping[str, str] | None = None) -> int:
+        """Redact events ``seqs`` (and rename the streams of ``renames``, in the same
+        transaction) for good: new epoch, rebuilt projections, purged files."""
         with self._commit_lock:
-            count = self.log.redact(seqs)  # and bumps the epoch, in one transaction
+            count = self.log.redact(seqs, renames=renames)  # and bumps the epoch: one transaction
             if self.snapshots is not None:
                 self.snapshots.remove_all()
             self._rebuild_locked()
