@@ -203,7 +203,7 @@ def test_namespaces_have_their_own_index(mem: Memory) -> None:
     other = mem.namespaced("other")
     other.remember("Zed likes jazz", name="Zed", domain="music")
     assert "Zed" not in mem.index() and "Maya" not in other.index()
-    assert other.index().startswith("# Memory index: other\n1 memories")
+    assert other.index().startswith("# Memory index: other\n1 memory,")
 
 
 # -- freshness, time travel, forgetting ------------------------------------------------

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import CorruptStore, EngramError, InvalidInput, error_info
+from ..errors import CorruptStore, EngramError, InvalidInput, NotFound, error_info
 from ..events import iso_time
 from ..extras import missing_extra
 from ..memory import Memory
@@ -263,10 +263,9 @@ def recall(
 
             console.print_json(_dump(hits_json(hits)))
             return
-        table = Table("score", "id", "text", "signals")
-        for h in hits:
-            table.add_row(f"{h.score:.3f}", h.id, escape(h.text[:90]), "+".join(sorted(h.signals)))
-        console.print(table)
+        from .cli_io import hits_table
+
+        console.print(hits_table(hits))
 
 
 @app.command()
@@ -281,10 +280,12 @@ def history(
         if as_json:
             console.print_json(_dump([event_out(e) for e in events]))
             return
+        from .cli_io import payload_summary
+
         table = Table("seq", "recorded", "type", "agent", "payload")
         for e in events:
             table.add_row(str(e.seq), e.recorded.isoformat(timespec="seconds"), e.type,
-                          e.meta.agent or "", json.dumps(plain(e.payload))[:80])
+                          escape(e.meta.agent or ""), escape(payload_summary(e)))
         console.print(table)
 
 
@@ -574,6 +575,13 @@ def demo(
     run_demo(console, store=store, quiet=quiet)
 
 
+def _dataset(path: str, name: str, where: str) -> None:
+    """A benchmark's input file must be there: a clear error (exit 3), not a traceback."""
+    if not os.path.isfile(path):
+        raise NotFound(f"no {name} dataset at {path}: download {where} and pass its path",
+                       path=path)
+
+
 @bench_app.command("core")
 def bench_core(
     events: Annotated[int, typer.Option(help="Events in the big store.")] = 1_000_000,
@@ -617,6 +625,9 @@ def bench_cognition(
     """Prefetch hit rate vs none, tiers on vs off (R@10, latency), ef auto vs fixed, footprint."""
     from ..bench.cognition import run as run_cognition
 
+    if not quick:
+        _dataset(path, "LoCoMo", "locomo10.json from https://github.com/snap-research/locomo"
+                 " (data/locomo10.json), or pass --quick")
     report = run_cognition(memories=memories, path=path, questions=questions, quick=quick,
                            out=out, progress=lambda m: console.print(f"[dim]… {m}[/dim]"))
     typer.echo(report.table())
@@ -636,6 +647,9 @@ def bench_locomo(
 ) -> None:
     """Held-out LoCoMo evidence recall@k (2 folds): fitted hybrid vs BM25-only vs dense-only."""
     from ..bench.locomo import run
+
+    _dataset(path, "LoCoMo", "locomo10.json from https://github.com/snap-research/locomo"
+             " (data/locomo10.json)")
     from ..recall.embedders import make_embedder
 
     def say(message: str) -> None:
@@ -678,6 +692,8 @@ def bench_longmemeval(
     """LongMemEval's official retrieval metric (recall_any/all@k, ndcg_any@k) per type."""
     from rich.progress import Progress
 
+    _dataset(path, "LongMemEval", "longmemeval_s.json from"
+             " https://huggingface.co/datasets/xiaowu0162/longmemeval")
     from ..bench.longmemeval import KS, run
 
     with Progress(console=console, transient=True) as bar:

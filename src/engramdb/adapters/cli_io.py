@@ -20,7 +20,8 @@ from ..store import CheckReport
 from .ingest import ingest_file
 from .wire import plain
 
-__all__ = ["hits_json", "report_check", "run_check", "run_ingest", "show_as_of", "show_index"]
+__all__ = ["hits_json", "hits_table", "payload_summary", "report_check", "run_check",
+           "run_ingest", "show_as_of", "show_index"]
 
 
 def hits_json(hits: list[Any]) -> list[dict[str, Any]]:
@@ -61,11 +62,28 @@ def show_as_of(mem: Memory, console: Console, when: int | str, query: str | None
         table.add_row(escape(name), str(count))
     console.print(table)
     if query:
-        hit_table = Table("score", "id", "text", "signals")
-        for h in hits:
-            hit_table.add_row(f"{h.score:.3f}", h.id, escape(h.text[:90]),
-                              "+".join(sorted(h.signals)))
-        console.print(hit_table)
+        console.print(hits_table(hits))
+
+
+def hits_table(hits: list[Any]) -> Table:
+    """Recall hits as a table whose ids are never cut (they are for copying): the
+    text column gives way instead."""
+    table = Table("score")
+    table.add_column("id", no_wrap=True, min_width=max((len(h.id) for h in hits), default=2),
+                     overflow="fold")
+    table.add_column("text", ratio=1, no_wrap=True, overflow="ellipsis")
+    table.add_column("signals", no_wrap=True)
+    for h in hits:
+        table.add_row(f"{h.score:.3f}", h.id, escape(h.text[:200]), "+".join(sorted(h.signals)))
+    return table
+
+
+def payload_summary(event: Any) -> str:
+    """An event's payload in one short line; a stored vector as its model and size."""
+    payload = plain(event.payload)
+    if isinstance(payload, dict) and isinstance(payload.get("vector"), str):
+        return f"vector: {payload.get('model')}, {payload.get('dim')} dims"
+    return json.dumps(payload)[:80]
 
 
 def run_ingest(mem: Memory, console: Console, path: str, *, fmt: str | None,

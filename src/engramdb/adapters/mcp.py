@@ -49,7 +49,8 @@ if TYPE_CHECKING:
     from ..recall.embed import Embedder
     from ..recall.engine import Hit
 
-__all__ = ["BearerAuth", "build_server", "check_http_config", "http_app", "run", "DEFAULT_PORT"]
+__all__ = ["BearerAuth", "build_server", "check_http_config", "http_app", "run",
+           "unavailable_server", "DEFAULT_PORT"]
 
 DEFAULT_PORT = 8765
 
@@ -231,9 +232,35 @@ def build_server(
     ``agent`` is recorded as the provenance of every write made through it.
     The caller keeps ownership of ``memory`` (close it after the server stops).
     """
-    scope = _Scope(memory, grants)
+    return _server(_Scope(memory, grants), agent=agent, name=name, instructions=INSTRUCTIONS)
+
+
+class _Unavailable:
+    """A scope with no store: every tool call and resource read fails with ``error``."""
+
+    def __init__(self, error: EngramError) -> None:
+        self.error = error
+
+    def __call__(self, namespace: str | None) -> Memory:
+        raise self.error
+
+
+def unavailable_server(error: EngramError, *, name: str = "engramdb") -> MCPServer:
+    """The server ``engram mcp`` runs over stdio when the store cannot be opened
+    (locked by another writer, an unusable path ...): the same tools, each
+    answering with ``error``'s code and message, so the MCP client shows the
+    reason instead of "connection closed"."""
+    info = error_info(error)
+    note = (f"THE MEMORY STORE IS UNAVAILABLE: {info['code']}: {info['message']}. Every"
+            " tool answers with this error; tell the user, who can fix it and restart"
+            " the server.\n\n")
+    return _server(_Unavailable(error), agent=None, name=name,  # type: ignore[arg-type]
+                   instructions=note + INSTRUCTIONS)
+
+
+def _server(scope: _Scope, *, agent: str | None, name: str, instructions: str) -> MCPServer:
     server: MCPServer = MCPServer(
-        name, instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
+        name, instructions=instructions, version=__version__, log_level="WARNING"
     )
     for tool, hints in _tools(scope, agent):
         server.add_tool(_guarded(tool), description=inspect.cleandoc(tool.__doc__ or ""),
@@ -720,8 +747,17 @@ def run(
         raise InvalidInput("transport must be 'stdio' or 'streamable-http'")
     grants = list(grants)
     try:
-        with Memory.open(store, namespace=namespace, read_only=read_only, embedder=embedder,
-                         record_reads=record_reads) as mem:
+        try:
+            opened = Memory.open(store, namespace=namespace, read_only=read_only,
+                                 embedder=embedder, record_reads=record_reads)
+        except EngramError as exc:
+            if transport != "stdio":
+                raise
+            _say_unavailable(exc)
+            with stop_on_signals():
+                unavailable_server(exc).run("stdio")
+            return None
+        with opened as mem:
             server = build_server(mem, grants=grants)
             if transport == "stdio":
                 with stop_on_signals():
@@ -734,3 +770,11 @@ def run(
     except Stopped as stop:
         return stop.signum  # the store is closed (the with block): a clean stop
     return None
+
+
+def _say_unavailable(exc: EngramError) -> None:
+    import sys
+
+    info = error_info(exc)
+    sys.stderr.write(f"engram mcp: the store is unavailable ({info['code']}:"
+                     f" {info['message']}); serving tools that report it\n")

@@ -69,8 +69,10 @@ def _times(out: dict[str, Any]) -> dict[str, Any]:
 
 def node_out(node: Any) -> dict[str, Any]:
     """A :class:`~engramdb.projections.Node` (or a result extending one) with its times
-    as ISO 8601."""
-    return _times(plain(node))
+    as ISO 8601 (``version`` is the user's; the log's ``stream_version`` stays inside)."""
+    out = _times(plain(node))
+    out.pop("stream_version", None)
+    return out
 
 
 def event_out(event: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..cognition.batch import plan_remember_many
 from ..cognition.supersession import Remembered, plan_remember, remembered, reopen_drafts
-from ..errors import InvalidInput, NotFound
+from ..errors import ConcurrencyConflict, InvalidInput, NotFound
 from ..events import (
     ANY_VERSION,
     EDGE_ADDED,
@@ -163,11 +163,11 @@ class WriteOps(FacadeBase):
         run_id: str | None = None,
     ) -> Node:
         """Change fields of a memory. ``expected_version`` makes it optimistic: pass
-        the ``version`` of the node you read (``ConcurrencyConflict`` if the
-        memory's stream moved since; it counts every event of the stream, the
-        ``vector.stored`` ones included). ``user_id`` / ``agent_id`` / ``run_id``
-        say on whose behalf the update was made (its provenance); the memory keeps
-        the scope it was created in."""
+        the ``version`` of the node you read (1 for a new memory, one more per
+        update); :class:`ConcurrencyConflict` if the memory changed since, and
+        nothing is written (a new vector, e.g. a re-embedding, is no change).
+        ``user_id`` / ``agent_id`` / ``run_id`` say on whose behalf the update was
+        made (its provenance); the memory keeps the scope it was created in."""
         current = Reader.get(self, node_id)  # a write, not a read to count
         payload = self._updated_payload(text=text, name=name, domain=domain, kind=kind,
                                         attrs=attrs, unset=unset)
@@ -176,7 +176,7 @@ class WriteOps(FacadeBase):
             payload=payload, **self._validity(valid_from, valid_to, current),
             meta=self._scoped_meta(source, agent=agent, session=session, user_id=user_id,
                                    agent_id=agent_id, run_id=run_id),
-            expected_version=ANY_VERSION if expected_version is None else expected_version,
+            expected_version=_stream_version(current, expected_version),
         )
         events = self._append(self._with_vectors([draft]))
         return self._nodes_get(current.id, events[-1].seq)
@@ -322,3 +322,20 @@ def _turn_fields(turn: Any, index: int) -> tuple[str, str | None]:
     if speaker is not None and not isinstance(speaker, str):
         raise InvalidInput(f"turn {index}: 'speaker' / 'role' must be a string: {_TURN_SHAPE}")
     return text, speaker or None
+
+
+def _stream_version(current: Node, expected: Any) -> int:
+    """The log's ``expected_version`` for an update of ``current`` that expects the
+    user-visible version ``expected``: the stream version ``current`` is at (so the
+    log refuses the append if anything reached the stream since ``current`` was
+    read), after checking ``expected`` against ``current.version`` here."""
+    if expected is None or (type(expected) is int and expected == ANY_VERSION):
+        return ANY_VERSION
+    if type(expected) is not int or expected < 0:
+        raise InvalidInput("expected_version must be a memory's version (1 or more)")
+    if expected != current.version:
+        raise ConcurrencyConflict(
+            f"memory {current.id!r} is at version {current.version}, the update expected"
+            f" version {expected}", stream=current.id, expected=expected,
+            actual=current.version)
+    return current.stream_version

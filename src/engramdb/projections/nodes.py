@@ -11,12 +11,15 @@ Forgetting masks: a ``node.forgotten`` event replaces every version of the node
 with a tombstone, so no view — current or as-of — shows forgotten content, even
 before compaction removes it from disk.
 
-``Node.version`` is the version of the node's *stream*, the number
-``update(expected_version=...)`` is checked against. A ``vector.stored`` event
-(derived data, written in the same stream, in the same commit as the text it
-embeds, or later by a re-embedding) changes no field, so it adds no version to
-the list: it moves the latest version's ``version`` forward in place, and
-``seq`` keeps naming the event that last changed the content (provenance).
+``Node.version`` counts the versions a user sees: 1 when created, one more per
+update (and for the forget). ``Node.stream_version`` is the version of the
+node's *stream* in the log, which a ``vector.stored`` event (derived data, in the
+same stream, in the same commit as the text it embeds, or later by a
+re-embedding) also moves: such an event adds no version to the list, it moves
+the latest version's ``stream_version`` forward in place, and ``seq`` keeps
+naming the event that last changed the content (provenance).
+``update(expected_version=v)`` compares ``v`` with ``version`` and appends
+against ``stream_version``, so the log still refuses a write that raced it.
 """
 
 from __future__ import annotations
@@ -68,12 +71,15 @@ class Node(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     user_id: str | None = None
     agent_id: str | None = None
     run_id: str | None = None
+    #: the stream's version in the log (vector events included): see the module doc
+    stream_version: int = 0
 
 
-class _Snap(msgspec.Struct, tag="nodes/3"):
-    """Format 3 keeps each node's scope (user, agent, run); format 2 (versions
-    counting ``vector.stored`` events) did not, format 1 was a bare map. Older
-    formats fail to decode, and the store replays the log."""
+class _Snap(msgspec.Struct, tag="nodes/4"):
+    """Format 4: ``version`` counts content versions, ``stream_version`` every event
+    of the stream; format 3 kept each node's scope (user, agent, run) with only the
+    stream's version, as ``version``; format 2 had no scope; format 1 was a bare map.
+    Older formats fail to decode, and the store replays the log."""
 
     versions: dict[str, list[Node]]
 
@@ -176,15 +182,15 @@ class NodeState:
     def _stream_moved(self, e: Event) -> None:
         """Another event of the node's stream: only its version moves (see module doc)."""
         versions = self._versions.get(e.stream)
-        if versions and not versions[-1].forgotten and versions[-1].version < e.version:
-            versions[-1] = msgspec.structs.replace(versions[-1], version=e.version)
+        if versions and not versions[-1].forgotten and versions[-1].stream_version < e.version:
+            versions[-1] = msgspec.structs.replace(versions[-1], stream_version=e.version)
 
     def _created(self, e: Event, p: NodeCreated) -> None:
         node = Node(
             id=e.stream, namespace=e.namespace, kind=p.kind, text=p.text, name=p.name,
             domain=p.domain, attrs=p.attrs, created_at=e.recorded_at,
-            updated_at=e.recorded_at, version=e.version, seq=e.seq,
-            valid_from=e.valid_from, valid_to=e.valid_to,
+            updated_at=e.recorded_at, version=1, seq=e.seq,
+            valid_from=e.valid_from, valid_to=e.valid_to, stream_version=e.version,
             user_id=e.meta.user, agent_id=e.meta.agent, run_id=e.meta.session,
         )
         versions = self._versions.get(e.stream)
@@ -205,7 +211,8 @@ class NodeState:
             attrs = {k: v for k, v in old.attrs.items() if k not in p.unset}
             attrs.update(p.attrs)
         changes: dict[str, Any] = {
-            "attrs": attrs, "updated_at": e.recorded_at, "version": e.version, "seq": e.seq,
+            "attrs": attrs, "updated_at": e.recorded_at, "version": old.version + 1,
+            "seq": e.seq, "stream_version": e.version,
         }
         for field in ("text", "name", "domain", "kind"):
             value = getattr(p, field)
@@ -228,10 +235,12 @@ class NodeState:
             id=e.stream, namespace=e.namespace, kind=first.kind if first else "memory",
             text="", name=None, domain=None, attrs={},
             created_at=first.created_at if first else e.recorded_at,
-            updated_at=e.recorded_at, version=e.version, seq=e.seq, forgotten=True,
+            updated_at=e.recorded_at, version=versions[-1].version + 1 if versions else 1,
+            seq=e.seq, forgotten=True, stream_version=e.version,
         )
         masked = [
-            msgspec.structs.replace(tomb, seq=v.seq, version=v.version, updated_at=v.updated_at)
+            msgspec.structs.replace(tomb, seq=v.seq, version=v.version, updated_at=v.updated_at,
+                                    stream_version=v.stream_version)
             for v in versions
         ]
         self._versions[e.stream] = [*masked, tomb]

@@ -489,8 +489,11 @@ class _Renderer:
         memories = self.p.memories(self.ns, self.at) - len(self.gone)
         header = [
             f"# Memory index: {self.ns}",
-            (f"{memories} memories, {len(entities)} named entities, {len(domains)} domains, "
-             f"{len(bridges)} cross-domain links (as of seq {self.at})"),
+            (f"{_count(memories, 'memory', 'memories')}, "
+             f"{_count(len(entities), 'named entity', 'named entities')}, "
+             f"{_count(len(domains), 'domain', 'domains')}, "
+             f"{_count(len(bridges), 'cross-domain link', 'cross-domain links')}"
+             f" (as of seq {self.at})"),
         ]
         if memories == 0:
             header.append("(empty)")
@@ -566,8 +569,8 @@ class _Renderer:
         lines = []
         for domain, size in order[:_CANDIDATES]:
             names = f" ({', '.join(top[domain])})" if top.get(domain) else ""
-            plural = "memory" if size == 1 else "memories"
-            lines.append(f"- {_clean(domain, 60) or '(blank)'}: {size} {plural}{names}")
+            lines.append(f"- {_clean(domain, 60) or '(blank)'}:"
+                         f" {_count(size, 'memory', 'memories')}{names}")
         return _Section("Domains", "domains", 0.25, lines, len(order))
 
     def _entity_section(self, entities: list[tuple[Node, list[str]]]) -> _Section:
@@ -649,3 +652,8 @@ def _fit(header: list[str], sections: list[_Section], budget: int) -> str:
         if s.shown < s.total:
             out.append(_more(s))
     return fit_text("\n".join(out), budget)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    """``1 memory``, ``2 memories``, ``0 memories``."""
+    return f"{n} {one if n == 1 else many}"
