@@ -54,6 +54,7 @@ from .auth import (
     check_serve_config,
     is_loopback,
 )
+from .http_docs import mount_docs
 from .http_models import (
     BridgeOut,
     ConversationRequest,
@@ -108,7 +109,7 @@ def create_app(
         app.state.facades.close()
 
     app = FastAPI(
-        title="engramdb", version="1", lifespan=lifespan,
+        title="engramdb", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
         summary="An event-sourced memory database for AI agents.",
         responses={code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422)},
     )
@@ -127,6 +128,7 @@ def create_app(
     app.include_router(writes, prefix=prefix, dependencies=security, tags=["cognition"])
     app.include_router(_admin, prefix="/v1/admin", dependencies=security, tags=["admin"])
     app.include_router(_health)
+    mount_docs(app)  # Swagger UI at /docs from local assets, no CDN
     from .ui import mount as mount_ui  # the explorer at /ui and the reads it adds
 
     mount_ui(app, prefix=prefix, security=security)
