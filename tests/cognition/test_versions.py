@@ -99,7 +99,7 @@ def test_a_node_snapshot_of_the_previous_format_is_replayed(tmp_path: Path) -> N
         again = mem.get(node.id)
         assert again.version == 1
         mem.update(node.id, text="Acme ships in June", expected_version=1)
-        assert [f.subject for f in mem.check().findings if not f.ok] == ["nodes.snap"]
+        assert mem.check().ok  # the rejected snapshot was removed before the first write
     with Memory.open(path, embedder=HashingEmbedder(dim=64)) as mem:  # format 3 restores
         assert "nodes" in mem.store.restored
         assert mem.get(node.id).version == 2
