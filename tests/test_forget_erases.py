@@ -21,6 +21,7 @@ SECRETS = {
     "session": "GONE-SESSION-42", "agent": "GONE-AGENT-bob", "relation": "GONE_REL_knows",
     "edge attr": "GONE-EDGE-NOTE", "goal": "GONE-GOAL-ship", "outcome": "gone_outcome_x",
     "staged text": "GONE-STAGED-TEXT", "staged session": "GONE-STAGED-SESSION",
+    "user id": "GONE-USER-ada",  # a provenance field added after the redaction: covered too
 }
 
 
@@ -34,7 +35,7 @@ def _fill(mem: Memory) -> tuple[str, str]:
     keep = mem.remember("KEEP-TEXT stays here", domain="kept", source="KEEP-SOURCE")
     gone = mem.remember(s["text"], id=s["chosen id"], name=s["name"], domain=s["domain"],
                         attrs={s["attr key"]: s["attr"]}, source=s["source"],
-                        session=s["session"], agent=s["agent"])
+                        session=s["session"], agent=s["agent"], user_id=s["user id"])
     mem.update(gone.id, text=s["updated text"], agent=s["agent"], session=s["session"])
     mem.relate(keep.id, s["relation"], gone.id, attrs={"note": s["edge attr"]},
                agent=s["agent"], source=s["source"])
