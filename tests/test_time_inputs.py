@@ -96,3 +96,10 @@ def test_http_refuses_an_inverted_validity() -> None:
         assert r.status_code == 422, r.text
         assert r.json()["error"]["code"] == "invalid_input"
         assert env.mem.seq == head
+
+
+@pytest.mark.parametrize("now", [2**63 - 1, 300_000_000_000_000_000, -7 * 10**16])
+def test_recall_now_outside_the_years_1_to_9999_is_refused(mem: Memory, now: int) -> None:
+    mem.remember("x")
+    with pytest.raises(InvalidInput):
+        mem.recall("x", now=now)
