@@ -48,6 +48,17 @@ def _click_node(page: Any, name: str, *, double: bool = False) -> None:
     (page.mouse.dblclick if double else page.mouse.click)(box["x"] + x, box["y"] + y)
 
 
+def _show_domain(page: Any, domain: str, *, has: str) -> None:
+    """Pick ``domain`` in the graph and wait for that drawing (with a node labelled
+    ``has``): clicking a node of a drawing being replaced would miss it."""
+    before = page.evaluate("() => window.explorer.draws")
+    page.select_option("#graph-domain", domain)
+    page.wait_for_function(
+        """([before, has]) => window.explorer.draws > before
+             && window.explorer.cy.nodes().some(n => n.data('label') === has)""",
+        arg=[before, has])
+
+
 def _maya_update_seq(server: DemoServer) -> tuple[int, int]:
     """The seq of Maya's creation and of the update that moved her to Lisbon."""
     maya = server.api("GET", "/v1/namespaces/demo/find", params={"name": "Maya"}).json()
@@ -84,8 +95,7 @@ def test_recall_shows_hits_with_the_signals_that_found_them(
 def test_clicking_a_node_shows_its_provenance_and_versions(
         page: Any, demo_server: DemoServer, shot_dir: Path) -> None:
     _open(page, demo_server)
-    page.select_option("#graph-domain", "people")
-    page.wait_for_function("() => window.explorer.cy.nodes().some(n => n.data('label') === 'Maya')")
+    _show_domain(page, "people", has="Maya")
     _click_node(page, "Maya")
     page.wait_for_selector("#provenance tr")
     assert page.inner_text("#selected-text") == "Maya lives in Lisbon"
@@ -104,8 +114,7 @@ def test_dragging_the_timeline_back_shows_maya_in_berlin_again(
         page: Any, demo_server: DemoServer, shot_dir: Path) -> None:
     created, moved = _maya_update_seq(demo_server)
     _open(page, demo_server)
-    page.select_option("#graph-domain", "people")
-    page.wait_for_function("() => window.explorer.cy.nodes().some(n => n.data('label') === 'Maya')")
+    _show_domain(page, "people", has="Maya")
     _click_node(page, "Maya")
     page.wait_for_function("() => document.querySelector('#selected-text')"
                            "?.textContent === 'Maya lives in Lisbon'")
@@ -217,8 +226,7 @@ def test_clicking_an_event_jumps_the_timeline_there(
 def test_the_time_slider_goes_back_before_anything_was_written(
         page: Any, demo_server: DemoServer, shot_dir: Path) -> None:
     _open(page, demo_server)
-    page.select_option("#graph-domain", "people")
-    page.wait_for_function("() => window.explorer.cy.nodes().some(n => n.data('label') === 'Maya')")
+    _show_domain(page, "people", has="Maya")
     _click_node(page, "Maya")
     page.wait_for_selector("#provenance")
     page.check("input[name=tmode][value=time]")
@@ -275,9 +283,7 @@ def test_double_clicking_a_node_expands_its_neighbours(
                             json={"src": src, "rel": rel, "dst": dst})
         assert r.status_code == 201
     _open(page, demo_server)
-    page.select_option("#graph-domain", "people")
-    page.wait_for_function(
-        "() => window.explorer.cy.nodes().some(n => n.data('label') === 'Lisbon trip')")
+    _show_domain(page, "people", has="Lisbon trip")
     labels = "() => window.explorer.cy.nodes().map(n => n.data('label'))"
     assert "Tile museum" not in page.evaluate(labels)
     _click_node(page, "Lisbon trip", double=True)

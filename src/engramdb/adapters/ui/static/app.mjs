@@ -34,7 +34,7 @@ const state = {
   head: 0, first: 0, firstTime: null, headTime: null,
   point: null, // null: now (the head); else a seq
   selected: null, graphMode: { domain: null, center: null }, names: {},
-  cy: null, lastQuery: null,
+  cy: null, lastQuery: null, draws: 0,
 };
 
 function setStatus(text, isError = false) {
@@ -312,6 +312,7 @@ async function drawGraph() {
   $('graph-info').textContent = `${graph.nodes.length} nodes, ${graph.edges.length} edges, ${bridges} bridges`
     + `${graph.truncated ? ' (more in reach: narrow it)' : ''}${center ? '' : ` · domain ${domain}`}`;
   $('graph').dataset.nodes = graph.nodes.map((n) => n.id).join(' ');
+  state.draws += 1; // tests wait for a new drawing before clicking on the canvas
 }
 
 async function expand(id) {
