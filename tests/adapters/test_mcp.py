@@ -427,6 +427,10 @@ def test_readme_documents_the_mcp_server() -> None:
     section = readme.split("## MCP", 1)[1].split("\n## ", 1)[0]
     configs = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", section, re.S)]
     servers = [s for c in configs for s in c["mcpServers"].values()]
+    # a desktop client does not search the venv's PATH: every command is an absolute path
+    assert all(s["command"].startswith("/") for s in servers)
+    assert any(s["command"].endswith("/bin/engram") and s["args"][:1] == ["mcp"]
+               for s in servers)  # the installed package's script
     assert any(s["command"].endswith("/engram") and s["args"][:1] == ["mcp"] for s in servers)
     for tool in TOOLS:
         assert f"`{tool}`" in section, tool
