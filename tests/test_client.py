@@ -78,7 +78,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
 
 def program(mem: Any) -> dict[str, Any]:
     """What an app does, written once against the Memory interface."""
-    maya = mem.remember("Maya lives in Berlin", name="Maya", domain="people", session="s1")
+    maya = mem.remember("Maya lives in Berlin", name="Maya", domain="people", session="s1",
+                        user_id="maya")
     acme, launch = mem.remember_many([
         {"text": "Acme Robotics builds schedulers", "name": "Acme", "domain": "companies"},
         "The v2 launch is planned for May",
@@ -108,6 +109,9 @@ def program(mem: Any) -> dict[str, Any]:
         "forget event": forgotten.type,
         "gone": gone,
         "listed": sorted(n.text for n in mem.in_domain("people")),
+        "list page": [n.text for n in mem.list(limit=2)],
+        "list next": [n.text for n in mem.list(limit=2, cursor=mem.list(limit=2).cursor)],
+        "list by user": [n.text for n in mem.list(user_id="maya")],
         "index mentions Maya": "Maya" in mem.index(),
         "times are µs": isinstance(mem.get(maya.id).created_at, int),
     }
@@ -120,8 +124,8 @@ def test_the_same_program_runs_embedded_and_served(served: tuple[str, str, str])
     with engramdb.connect(url, token=token, namespace="a") as remote:
         assert isinstance(remote, RemoteMemory)
         got = program(remote)
-        listed = remote.list(domain="people")  # GET /memories, every page followed
-        assert sorted(n.text for n in listed) == got["listed"]
+        page = remote.list(domains="people")  # GET /memories
+        assert sorted(n.text for n in page) == got["listed"] and page.seq >= 1
     assert got == local
     assert got["past"] == "Maya lives in Berlin" and got["gone"] == "NotFound"
 

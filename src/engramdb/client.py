@@ -22,6 +22,7 @@ releases it.
 from __future__ import annotations
 
 import dataclasses
+import json as _json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from . import errors as _errors
 from .cognition.supersession import Remembered
 from .errors import EngramError, InvalidInput, StoreClosed
 from .events import Event, to_us
+from .memory._list import Page
 from .projections import Edge, Node
 from .recall.engine import Hit, HitProvenance
 from .recall.index import Recall
@@ -187,12 +189,26 @@ class _Reads:
             return False
         return True
 
-    def list(self, **filters: Any) -> list[Node]:
-        """Memories matching ``filters`` (``GET /memories``, every page followed)."""
-        return [_node(item) for item in self._pages("/memories", **filters)]
+    def list(self, *, filters: Mapping[str, Any] | None = None,
+             domains: Iterable[str] | str | None = None, limit: int = 50,
+             cursor: str | None = None, **options: Any) -> Page:
+        """One page of :meth:`Memory.list` (``GET /memories``): the same filters
+        (``user_id``, ``agent_id``, ``run_id``, ``created_after``/``before``,
+        ``current``, ``order``), the same :class:`Page` with ``cursor`` and ``seq``."""
+        if options.get("valid_at") is not None:
+            raise InvalidInput("list(valid_at=...) is not offered over HTTP; use filters")
+        options.pop("valid_at", None)
+        if self._at is not None:
+            options.setdefault("as_of", self._at)
+        params = {**options, "limit": limit, "cursor": cursor,
+                  "domain": [domains] if isinstance(domains, str) else domains,
+                  "filters": None if filters is None else _json.dumps(_jsonable(filters))}
+        page = self._request("GET", "/memories", params=params)
+        return Page([_node(n) for n in page["items"]], cursor=page.get("next_cursor"),
+                    seq=int(page["seq"]))
 
     def in_domain(self, domain: str) -> list[Node]:
-        return self.list(domain=domain)
+        return [_node(item) for item in self._pages("/memories", domain=[domain])]
 
     def history(self, stream_id: str) -> list[Event]:
         """Every event of a memory, oldest first."""
