@@ -282,7 +282,8 @@ def test_facts_snapshot_of_the_older_format_is_rebuilt_from_the_log(tmp_path: Pa
     with Memory.open(path, embedder=None) as mem:
         assert mem.store.restored.get("facts") == mem.seq
         assert mem.store.snapshots is not None
-        mem.store.snapshots.write("facts", seq=mem.seq, epoch=mem.store.epoch, body=old)
+        mem.store.snapshots.write("facts", seq=mem.seq, epoch=mem.store.epoch, body=old,
+                                  chain=mem.store.log.chain_at(mem.seq))
     with Memory.open(path, embedder=None) as again:
         assert "facts" not in again.store.restored  # rejected, replayed from the log
         assert again.store.restored.get("nodes") == again.seq
