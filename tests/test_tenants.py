@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from engramdb import InvalidInput, Memory, NotFound
+from engramdb import ConcurrencyConflict, EngramError, InvalidInput, Memory, NotFound
+from engramdb.cognition.ownership import answer_conflict
 from engramdb.events import Draft
 from engramdb.events.types import (
     INTERNAL_PREFIXES,
@@ -173,3 +174,78 @@ def test_every_stream_engramdb_derives_is_reserved() -> None:
             "vectors.model_activated", "edge.removed"} <= kinds
     for e in events:
         assert e.stream in nodes or e.stream.startswith(INTERNAL_PREFIXES), (e.type, e.stream)
+
+
+# -- item 3: a chosen id is no oracle for other tenants' ids ------------------------
+
+
+def _refusal(write: Callable[[], Any]) -> tuple[str, str, int]:
+    """How a write fails: the error's code, message, and HTTP status."""
+    with pytest.raises(EngramError) as info:
+        write()
+    err = info.value
+    return getattr(err, "code", type(err).__name__), str(err), getattr(err, "status", 0)
+
+
+def test_a_chosen_id_of_another_namespace_reveals_nothing(two: Any) -> None:
+    """Regression (issue 9 item 3): b's create with an id a holds answered 409
+    "stream 'x' is at version 3" (that it exists, and how often a changed it)
+    while a free id answered 201: an oracle for a's ids. Now the answer is an
+    invalid id that names no namespace and no version, on every create path,
+    and the same whether a's memory was updated or not."""
+    a, b, _ = two
+    a.remember("a's secret v1", id="alice-1")
+    a.remember("a's other", id="alice-2")
+    a.update("alice-2", text="v2")
+    a.update("alice-2", text="v3")
+    head = b.seq
+    for held in ("alice-1", "alice-2"):
+        answers = {
+            _refusal(lambda i=held: b.remember("probe", id=i)),
+            _refusal(lambda i=held: b.remember_many([{"text": "probe", "id": i}])),
+            _refusal(lambda i=held: b.context("c").remember("probe", id=i)),
+        }
+        assert answers == {("invalid_input",
+                            f"invalid id {held!r}: this id is not available, choose another",
+                            422)}
+    assert b.seq == head and b.contexts() == []
+    assert b.remember("free", id="bob-1").id == "bob-1"
+    with pytest.raises(ConcurrencyConflict):  # an id of one's own is a conflict, as before
+        a.remember("changed", id="alice-1")
+
+
+def test_a_racing_create_of_another_namespaces_id_reveals_nothing(two: Any) -> None:
+    """The log's own refusal (a create that passed the check while another
+    tenant's create of the same id committed) gets the same answer, not the
+    log's 409 naming the version."""
+    a, b, _ = two
+    draft = b._created_draft("probe", meta=b._meta(None, None, None), id="race-1")
+    a.remember("a's", id="race-1")
+    with pytest.raises(ConcurrencyConflict) as refused:  # the log, past the facade's check
+        b.store.append([draft])
+    answer = answer_conflict(refused.value, [draft], "b", lambda i: b._nodes.get(i, b.seq))
+    assert isinstance(answer, InvalidInput) and not isinstance(answer, ConcurrencyConflict)
+    assert str(answer) == "invalid id 'race-1': this id is not available, choose another"
+    own = a._created_draft("again", meta=a._meta(None, None, None), id="race-1")
+    with pytest.raises(ConcurrencyConflict) as mine:
+        a.store.append([own])
+    assert answer_conflict(mine.value, [own], "a", lambda i: a._nodes.get(i, a.seq)) \
+        is mine.value
+
+
+def test_http_a_chosen_id_of_another_namespace_reveals_nothing() -> None:
+    """Regression (issue 9 item 3) over HTTP: 409 for b's id, 201 for a free one."""
+    from tests.adapters._http import make_env
+
+    for env in make_env():
+        env.mem.namespaced("b").remember("b's", id="held-by-b")
+        head = env.mem.seq
+        r = env.call("POST", "/v1/namespaces/a/memories", as_="write_a",
+                     json={"text": "probe", "id": "held-by-b"})
+        assert r.status_code == 422, r.text
+        error = r.json()["error"]
+        assert error["code"] == "invalid_input"
+        assert error["message"] == ("invalid id 'held-by-b': this id is not available,"
+                                    " choose another")
+        assert "version" not in r.text and "namespace" not in r.text
+        assert env.mem.seq == head

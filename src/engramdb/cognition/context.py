@@ -133,7 +133,7 @@ from .overlay import (
     OverlayText,
     OverlayVectors,
 )
-from .ownership import check_owned
+from .ownership import check_owned, unavailable_id
 from .staging import MAX_NAME, ContextsProjection, OpenContext, StagedOp, context_stream
 from .supersession import current_only, reopen_drafts, replacing, supersedes_ids
 from .tiers import tiered_recall
@@ -373,6 +373,9 @@ class Context(Reader):
         :meth:`Memory.remember`; slots and duplicates are not detected here."""
         node_id = check_memory_id(id) if id is not None else new_id()
         if self._store.log.stream_version(node_id) or self._local.versions.get(node_id):
+            held = self._nodes.get(node_id)
+            if held is None or held.namespace != self.namespace:
+                raise unavailable_id(node_id)  # another tenant's: say nothing of it
             raise ConcurrencyConflict(f"a stream {node_id!r} already exists", stream=node_id)
         draft = self._mem._created_draft(
             text, domain=domain, kind=kind, name=name, attrs=attrs, valid_from=valid_from,

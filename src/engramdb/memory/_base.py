@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 from msgspec import UNSET
 
 from ..cognition.agent import Cognition
-from ..cognition.ownership import check_owned
+from ..cognition.ownership import answer_conflict, check_owned
 from ..cognition.prefetch import Prefetcher
 from ..cognition.tiers import TierState
-from ..errors import InvalidInput, ReadOnly
+from ..errors import ConcurrencyConflict, InvalidInput, ReadOnly
 from ..events import (
     NO_STREAM,
     NODE_CREATED,
@@ -129,7 +129,14 @@ class FacadeBase(Reader):
             raise ReadOnly("this store is open read-only")
         head = self._store.head
         check_owned(drafts, self.namespace, lambda node_id: self._nodes.get(node_id, head))
-        events = self._store.append(drafts)
+        try:
+            events = self._store.append(drafts)
+        except ConcurrencyConflict as exc:  # maybe a racing create of another tenant's id
+            answer = answer_conflict(exc, drafts, self.namespace,
+                                     lambda node_id: self._nodes.get(node_id, self._store.head))
+            if answer is exc:
+                raise
+            raise answer from None
         if self._models is not None:  # embed what raced a switch of model (see reembed)
             self._models.after_append(self._store, events)
         return events
