@@ -5,11 +5,14 @@ parameters, a body (usually shaped by the operation's request schema, sometimes
 arbitrary JSON) and credentials (right, read-only, other namespace, none, junk).
 Whatever it sends: no 5xx, an error body of the documented shape, and a request
 that was refused (4xx) or only reads left the store's head seq where it was.
+
+``ENGRAM_FUZZ_EXAMPLES`` (default 30) sets the requests drawn per operation.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +34,7 @@ OPERATIONS = sorted(
     for method, op in item.items()
 )
 DEFS = _SCHEMA["components"]["schemas"]
+EXAMPLES = max(1, int(os.environ.get("ENGRAM_FUZZ_EXAMPLES", "30")))
 INT64 = 2**63 - 1
 STRINGS = ["", "a", "b", "..", "../../etc/passwd", "%2e%2e", "1", "0", "-1", "2026-03-01",
            "2026-03-01T12:00:00+02:00", "text", "attrs.tags", "kind", "people", "works_at",
@@ -146,7 +150,7 @@ def build(data: st.DataObject, env: Env, method: str, path: str, op: dict[str, A
 
 @pytest.mark.parametrize(("method", "path", "op"), OPERATIONS,
                          ids=[f"{m} {p}" for m, p, _ in OPERATIONS])
-@settings(max_examples=30, deadline=None, suppress_health_check=[
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[
     HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_no_5xx_and_refusals_change_nothing(env: Env, method: str, path: str,

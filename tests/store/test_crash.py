@@ -94,7 +94,8 @@ WRITER = textwrap.dedent(
 
     DOMAINS = ["people", "places", "work", "food", "music"]
     RELS = ["knows", "near", "cites"]
-    mem = Memory.open(path, snapshot_every=snapshot_every)
+    mem = Memory.open(path, snapshot_every=snapshot_every,
+                      durability=os.environ.get("WRITER_DURABILITY", "normal"))
     ids = list(mem.store.projection("nodes").ids())
     ids_lock = threading.Lock()
     ack({"op": "open", "seq": mem.seq, "pid": os.getpid()})
@@ -189,7 +190,8 @@ class Writer:
     """A writer subprocess and the acknowledgements it has printed so far."""
 
     def __init__(self, tmp_path: Path, store: Path, *, seed: int, snapshot_every: int,
-                 stop_file: Path | None = None, announce_snapshots: bool = False) -> None:
+                 stop_file: Path | None = None, announce_snapshots: bool = False,
+                 durability: str = "normal") -> None:
         script = tmp_path / "writer.py"
         if not script.exists():
             script.write_text(WRITER)
@@ -198,7 +200,8 @@ class Writer:
         if announce_snapshots:
             args.append("--announce-snapshots")
         self._err = open(tmp_path / f"writer-{seed}.err", "w+b")  # noqa: SIM115
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._err)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._err,
+                                     env={**os.environ, "WRITER_DURABILITY": durability})
         self.lines: list[bytes] = []
         self.cond = threading.Condition()
         self.snaps = 0
@@ -252,12 +255,12 @@ class Writer:
 
 
 def crash_run(tmp_path: Path, store: Path, rng: random.Random, *, snapshot_every: int,
-              at_snapshot: bool = False) -> Run:
+              at_snapshot: bool = False, durability: str = "normal") -> Run:
     """Start a writer, SIGKILL it 0.05-0.5 s after its first append (or, with
     ``at_snapshot``, as soon as it announces a snapshot write after that)."""
     seed = rng.randrange(10**9)
     w = Writer(tmp_path, store, seed=seed, snapshot_every=snapshot_every,
-               announce_snapshots=at_snapshot)
+               announce_snapshots=at_snapshot, durability=durability)
     w.wait_for(lambda: any(b'"op":"open"' not in ln and b'"op":"snap"' not in ln
                            for ln in w.lines), "its first append")
     threading.Event().wait(rng.uniform(0.05, 0.5))
@@ -494,24 +497,191 @@ def leftover_tmp(path: Path) -> list[Path]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("durability", ["normal", "full"])
 @pytest.mark.parametrize("chain", range((TRIALS + CHAIN - 1) // CHAIN))
-def test_sigkill_loses_no_acknowledged_write(tmp_path: Path, chain: int) -> None:
-    rng = random.Random(SEED * 1000 + chain)
+def test_sigkill_loses_no_acknowledged_write(tmp_path: Path, chain: int, durability: str
+                                             ) -> None:
+    rng = random.Random(SEED * 1000 + chain + (durability == "full") * 500)
     path = tmp_path / "store.engram"
     acks: list[dict[str, Any]] = []
     trials = min(CHAIN, TRIALS - chain * CHAIN)
     restored_from_snapshot = 0
     for trial in range(trials):
-        context = f"seed={SEED} chain={chain} trial={trial}"
-        run = crash_run(tmp_path, path, rng, snapshot_every=rng.choice([3, 8, 20]))
+        context = f"seed={SEED} durability={durability} chain={chain} trial={trial}"
+        run = crash_run(tmp_path, path, rng, snapshot_every=rng.choice([3, 8, 20]),
+                        durability=durability)
         assert run.acks, f"{context}: the writer acknowledged nothing: {run.stderr[-2000:]}"
         acks += run.acks
         facts = check_store(path, acks, context)
         restored_from_snapshot += bool(facts["restored"])
     assert len(acks) > trials
+    print(f"seed={SEED} library {durability}: {trials} SIGKILL trials, {len(acks)}"
+          " acknowledged writes checked, 0 lost")
     if trials > 1:
         # later runs in a chain reopen a store that has snapshots of earlier runs
         assert restored_from_snapshot, f"seed={SEED}: no reopen ever used a snapshot"
+
+
+SERVER = textwrap.dedent(
+    """
+    import sys
+    import uvicorn
+    from engramdb import Memory
+    from engramdb.adapters.http import create_app
+
+    path, snapshot_every, durability, port = sys.argv[1:5]
+    mem = Memory.open(path, snapshot_every=int(snapshot_every), durability=durability)
+    uvicorn.run(create_app(mem, tokens=None), host="127.0.0.1", port=int(port),
+                log_level="warning")
+    """
+)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _http_client(base: str, wid: int, seed: int, known: list[str], acks: list[dict[str, Any]],
+                 lock: threading.Lock, stop: threading.Event) -> None:
+    """One client of the server: the writer's mix of writes over HTTP, each
+    acknowledged (appended to ``acks``) only once the server answered 2xx."""
+    import httpx
+
+    rng = random.Random(seed * 7919 + wid)
+    url = base + "/v1/namespaces/default"
+    with httpx.Client(timeout=30) as client:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            tag = f"h{seed}-{wid}-{n}"
+            with lock:
+                ids = known[-300:]
+            r = rng.random()
+            try:
+                if len(ids) < 2 or r < 0.3:
+                    text = f"memory {tag}"
+                    res = client.post(url + "/memories", json={
+                        "text": text, "domain": rng.choice(["people", "work"]),
+                        "name": f"name {tag}", "attrs": {"w": wid, "n": n}})
+                    res.raise_for_status()
+                    node = res.json()
+                    ack = {"op": "remember", "id": node["id"], "seq": node["seq"], "text": text}
+                    new = [node["id"]]
+                elif r < 0.5:
+                    k = rng.randint(2, 6)
+                    batch = f"b{tag}"
+                    res = client.post(url + "/memories/batch", json={"items": [
+                        {"text": f"batch {tag} #{i}", "attrs": {"batch": batch, "n": k}}
+                        for i in range(k)]})
+                    res.raise_for_status()
+                    nodes = res.json()
+                    ack = {"op": "many", "batch": batch,
+                           "items": [[x["id"], x["seq"], x["text"]] for x in nodes]}
+                    new = [x["id"] for x in nodes]
+                elif r < 0.75:
+                    node_id, text = rng.choice(ids), f"update {tag}"
+                    res = client.patch(f"{url}/memories/{node_id}", json={"text": text})
+                    res.raise_for_status()
+                    ack = {"op": "update", "id": node_id, "seq": res.json()["seq"],
+                           "text": text}
+                    new = []
+                else:
+                    src, dst, rel = rng.choice(ids), rng.choice(ids), rng.choice(["knows", "near"])
+                    res = client.post(url + "/edges", json={
+                        "src": src, "rel": rel, "dst": dst, "attrs": {"tag": tag}})
+                    res.raise_for_status()
+                    ack = {"op": "relate", "src": src, "rel": rel, "dst": dst,
+                           "seq": res.json()["start"]}
+                    new = []
+            except httpx.HTTPStatusError as exc:  # the test fails on any refused write
+                with lock:
+                    acks.append({"op": "refused", "status": exc.response.status_code,
+                                 "body": exc.response.text[:500]})
+                return
+            except httpx.TransportError:
+                return  # the server was killed: this write was never acknowledged
+            with lock:
+                acks.append(ack)
+                known.extend(new)
+
+
+def http_crash_run(tmp_path: Path, store: Path, rng: random.Random, known: list[str], *,
+                   durability: str) -> list[dict[str, Any]]:
+    """Serve ``store`` over HTTP (a real uvicorn process), write to it from three
+    clients, SIGKILL the server 0.3-1.5 s after its first acknowledged write;
+    the writes it acknowledged."""
+    import httpx
+
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    port = _free_port()
+    err = open(tmp_path / "server.err", "w+b")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, str(script), str(store),
+                             str(rng.choice([3, 8, 20])), durability, str(port)],
+                            stderr=err, env={**os.environ, "ENGRAM_EMBEDDER": "hashing"})
+    base = f"http://127.0.0.1:{port}"
+    acks: list[dict[str, Any]] = []
+    lock, stop = threading.Lock(), threading.Event()
+    try:
+        deadline = threading.Event()
+        for _ in range(int(DEADLINE * 10)):
+            assert proc.poll() is None, (err.seek(0), err.read().decode(errors="replace"))
+            try:
+                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                deadline.wait(0.1)
+        seed = rng.randrange(10**9)
+        clients = [threading.Thread(target=_http_client,
+                                    args=(base, w, seed, known, acks, lock, stop))
+                   for w in (1, 2, 3)]
+        for t in clients:
+            t.start()
+        for _ in range(int(DEADLINE * 100)):
+            if acks or not any(t.is_alive() for t in clients):
+                break
+            deadline.wait(0.01)
+        deadline.wait(rng.uniform(0.3, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=DEADLINE)
+        stop.set()
+        for t in clients:
+            t.join(timeout=DEADLINE)
+        assert proc.returncode == -signal.SIGKILL, proc.returncode
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        err.close()
+    return acks
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("durability", ["normal", "full"])
+def test_sigkill_of_a_server_loses_no_acknowledged_write(tmp_path: Path, durability: str
+                                                         ) -> None:
+    """The same guarantee over HTTP: a write is acknowledged when the server
+    answered 2xx; SIGKILL of the server process at a random moment, reopen, and
+    every acknowledged write is there exactly as answered (a chain of kills on one
+    store, like the library trials)."""
+    rng = random.Random(SEED * 1000 + 777 + (durability == "full"))
+    path = tmp_path / "store.engram"
+    acks: list[dict[str, Any]] = []
+    known: list[str] = []
+    trials = max(2, TRIALS // 2)
+    for trial in range(trials):
+        context = f"seed={SEED} http durability={durability} trial={trial}"
+        run = http_crash_run(tmp_path, path, rng, known, durability=durability)
+        assert run, f"{context}: the server acknowledged nothing"
+        refused = [a for a in run if a["op"] == "refused"]
+        assert not refused, (context, refused)
+        acks += run
+        check_store(path, acks, context)
+    print(f"seed={SEED} http {durability}: {trials} SIGKILL trials, {len(acks)}"
+          " acknowledged writes checked, 0 lost")
 
 
 @pytest.mark.slow
