@@ -27,6 +27,7 @@ catches a missing memory::
     ├── StoreUnavailable(EngramError, ConnectionError) code=store_unavailable 503
     ├── StorageError(EngramError)                     code=storage_error      500
     ├── NotYetApplied(EngramError, TimeoutError)      code=seq_not_applied    504
+    ├── NamespaceNotServed(EngramError, LookupError)  code=namespace_not_served 421
     ├── LlmError(EngramError)                         code=llm_error          502
     │   ├── LlmUnavailable                            code=llm_unavailable    503
     │   └── LlmBadOutput                              code=llm_bad_output     502
@@ -63,6 +64,7 @@ __all__ = [
     "StoreUnavailable",
     "StorageError",
     "NotYetApplied",
+    "NamespaceNotServed",
     "LlmError",
     "LlmUnavailable",
     "LlmBadOutput",
@@ -214,6 +216,16 @@ class NotYetApplied(EngramError, TimeoutError):
     code = "seq_not_applied"
     status = 504
     exit_code = 14
+
+
+class NamespaceNotServed(EngramError, LookupError):
+    """This process builds projections only for some namespaces (``--namespaces`` or
+    ``--shard``) and the request named another: route it to the server that owns
+    it. ``details`` carry the ``namespace`` and the ``shard`` served here."""
+
+    code = "namespace_not_served"
+    status = 421  # Misdirected Request: the right server is another one
+    exit_code = 15
 
 
 class LlmError(EngramError):

@@ -45,8 +45,16 @@ app.add_typer(token_app, name="token")
 console = Console(highlight=False)
 
 StoreOpt = Annotated[
-    str, typer.Option("--store", "-s", envvar="ENGRAM_STORE", help="Path of the store file.")
+    str, typer.Option("--store", "-s", envvar="ENGRAM_STORE",
+                      help="Path of the store file, or postgresql://user@host/db?schema=name.")
 ]
+TokensOpt = Annotated[str | None, typer.Option(
+    "--tokens", envvar="ENGRAM_TOKENS",
+    help="Tokens file (default: <store>.tokens; needed for a PostgreSQL store).")]
+SnapshotsOpt = Annotated[str | None, typer.Option(
+    "--snapshots", envvar="ENGRAM_SNAPSHOTS",
+    help="Local directory for projection snapshots (default: <store>.snapshots, or"
+         " ~/.cache/engramdb/snapshots/<store id> for PostgreSQL).")]
 NamespaceOpt = Annotated[
     str, typer.Option("--namespace", "-n", envvar="ENGRAM_NAMESPACE", help="Namespace to use.")
 ]
@@ -532,20 +540,21 @@ def mcp_server(
         "--allow-remote", help="HTTP: allow a non-loopback --host (tokens still needed).")] = False,
     record_reads: Annotated[bool, typer.Option(
         "--record-reads/--no-record-reads", help="Log the agent's reads for salience.")] = True,
+    tokens_file: TokensOpt = None,
 ) -> None:
     """Serve the store to MCP clients (Claude Desktop, Claude Code, Cursor ...).
 
     stdio writes nothing but JSON-RPC to stdout; logs go to stderr. HTTP needs a
     bearer token (`engram token create`) unless --no-auth on a loopback address.
     """
-    from .auth import TokenStore, tokens_path
+    from .auth import TokenStore
     from .mcp import check_http_config, run
 
     if transport not in ("stdio", "http"):
         raise typer.BadParameter("use 'stdio' or 'http'", param_hint="--transport")
     tokens = None
     if transport == "http":
-        path = tokens_path(store)
+        path = None if no_auth else _tokens_path(store, tokens_file, allow_memory=True)
         tokens = None if no_auth or path is None else TokenStore(path)
         if tokens is None and not no_auth:
             raise typer.BadParameter("an in-memory store has no tokens: pass --no-auth",
@@ -747,14 +756,19 @@ def serve(
     record_reads: Annotated[bool, typer.Option(
         "--record-reads/--no-record-reads",
         help="Log agents' reads (get, recall hits) for salience, batched.")] = True,
+    namespaces: Annotated[str | None, typer.Option(
+        help="Serve only these namespaces (comma-separated); refuse the others.")] = None,
+    shard: Annotated[str | None, typer.Option(
+        help="Serve only the namespaces of hash shard K/N (e.g. 1/4); refuse the others.")] = None,
+    tokens_file: TokensOpt = None,
+    snapshots: SnapshotsOpt = None,
 ) -> None:
     """Serve the store over HTTP/JSON (OpenAPI at /docs). Needs a token unless --no-auth."""
-    from .auth import TokenStore, tokens_path
+    from .auth import TokenStore
     from .http import check_serve_config
     from .http import serve as run_server
 
-    path = tokens_path(store)
-    tokens = None if no_auth else TokenStore(path)
+    tokens = None if no_auth else TokenStore(_tokens_path(store, tokens_file))
     for warning in check_serve_config(host=host, tokens=tokens, tls=ssl_certfile is not None):
         Console(stderr=True).print(f"[bold red]WARNING[/bold red] {escape(warning)}")
     choice = {"default": "default", "none": None}.get(embedder, embedder)
@@ -767,8 +781,9 @@ def serve(
     if consolidate_every is not None and (read_only or consolidate_every <= 0):
         raise typer.BadParameter("needs a positive number of seconds and a writable store",
                                  param_hint="--consolidate-every")
-    with Memory.open(store, read_only=read_only, embedder=choice,
-                     record_reads=record_reads) as mem:  # closing flushes the reads
+    with Memory.open(store, read_only=read_only, embedder=choice, record_reads=record_reads,
+                     namespaces=namespaces, shard=shard,
+                     snapshot_dir=snapshots) as mem:  # closing flushes the reads
         if consolidate_every is not None:  # stopped when the store closes
             mem.start_consolidation(consolidate_every, all_namespaces=True)
         run_server(mem, tokens=tokens, host=host, port=port, max_body=max_body,
@@ -811,13 +826,27 @@ def ui_command(
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _token_store(store: str) -> Any:
-    from .auth import TokenStore, tokens_path
+def _tokens_path(store: str, tokens: str | None, *, allow_memory: bool = False) -> str | None:
+    """The tokens file: ``--tokens``, else ``<store>.tokens``. A PostgreSQL store
+    has no file of its own to put it beside, so it needs ``--tokens``."""
+    from ..memory import is_postgres_url
+    from .auth import tokens_path
 
+    if tokens is not None:
+        return tokens
+    if is_postgres_url(store):
+        raise typer.BadParameter("a PostgreSQL store keeps tokens in a local file: pass"
+                                 " --tokens FILE (or --no-auth on loopback)", param_hint="--tokens")
     path = tokens_path(store)
-    if path is None:
+    if path is None and not allow_memory:
         raise typer.BadParameter("tokens need a store file", param_hint="--store")
-    return TokenStore(path)
+    return path
+
+
+def _token_store(store: str, tokens: str | None = None) -> Any:
+    from .auth import TokenStore
+
+    return TokenStore(_tokens_path(store, tokens))
 
 
 @token_app.command("create")
@@ -831,13 +860,14 @@ def token_create(
         help="Lifetime, e.g. 12h, 30d, 2w (default: until revoked).")] = None,
     label: Annotated[str | None, typer.Option(help="A note: who or what it is for.")] = None,
     store: StoreOpt = "memory.engram",
+    tokens_file: TokensOpt = None,
 ) -> None:
     """Create a token and print it. It is shown this once; only its hash is kept."""
     from .auth import ALL_NAMESPACES, parse_duration
 
     if all_namespaces == bool(namespace):
         raise typer.BadParameter("give --namespace (one or more) or --all-namespaces")
-    secret, grant = _token_store(store).create(
+    secret, grant = _token_store(store, tokens_file).create(
         namespaces=ALL_NAMESPACES if all_namespaces else namespace or [], scope=scope,
         expires_in=parse_duration(expires_in) if expires_in else None, label=label,
     )
@@ -846,9 +876,10 @@ def token_create(
 
 
 @token_app.command("list")
-def token_list(store: StoreOpt = "memory.engram", as_json: JsonOpt = False) -> None:
+def token_list(store: StoreOpt = "memory.engram", as_json: JsonOpt = False,
+               tokens_file: TokensOpt = None) -> None:
     """List tokens (ids, grants, expiry; never the tokens themselves)."""
-    grants = _token_store(store).list()
+    grants = _token_store(store, tokens_file).list()
     if as_json:
         console.print_json(_dump([_token_json(g) for g in grants]))
         return
@@ -872,9 +903,10 @@ def _token_json(grant: Any) -> dict[str, Any]:
 
 
 @token_app.command("revoke")
-def token_revoke(token_id: str, store: StoreOpt = "memory.engram") -> None:
+def token_revoke(token_id: str, store: StoreOpt = "memory.engram",
+                 tokens_file: TokensOpt = None) -> None:
     """Revoke a token by id; a running server stops accepting it at once."""
-    grant = _token_store(store).revoke(token_id)
+    grant = _token_store(store, tokens_file).revoke(token_id)
     console.print(f"revoked {grant.id}")
 
 

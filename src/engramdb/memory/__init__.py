@@ -21,6 +21,7 @@ This module opens, scopes and closes a store.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal
 
 from ..cognition import cognition_projections
@@ -40,7 +41,7 @@ from ..cognition.tiers import (
 )
 from ..errors import EngramError, InvalidInput, InvalidStorePath
 from ..events import Registry, check_namespace
-from ..log import EventLog, MemoryLog, SQLiteLog
+from ..log import EventLog, MemoryLog, PostgresLog, SQLiteLog
 from ..projections import core_projections
 from ..recall.engine import RecallWeights
 from ..recall.index import IndexProjection
@@ -48,6 +49,7 @@ from ..recall.models import VectorModels
 from ..recall.projections import TextProjection
 from ..store import EventStore, Projection
 from ..store.files import check_store_path
+from ..store.shards import Shard
 from ._cognition import CognitionOps
 from ._list import ListOps, Page
 from ._recall import RecallOps
@@ -110,8 +112,13 @@ class Memory(ListOps, WriteOps, RecallOps, CognitionOps, StoreOps):
         recall: bool = True,
         clock: Clock | None = None,
         record_reads: bool = False,
+        snapshot_dir: str | os.PathLike[str] | None = None,
+        namespaces: Iterable[str] | str | None = None,
+        shard: str | None = None,
     ) -> Memory:
-        """Open (creating if needed) the store at ``path``; ``":memory:"`` keeps it in RAM.
+        """Open (creating if needed) the store at ``path``; ``":memory:"`` keeps it in RAM;
+        ``"postgresql://user@host/db?schema=name"`` opens the shared log in that
+        PostgreSQL schema (``pip install 'engram-eventdb[postgres]'``).
 
         ``embedder``: ``"default"`` is the bundled all-MiniLM-L6-v2 (offline);
         pass any :class:`~engramdb.recall.embed.Embedder`, or None for text-only recall.
@@ -124,19 +131,32 @@ class Memory(ListOps, WriteOps, RecallOps, CognitionOps, StoreOps):
         ``record_reads=True`` logs reads (``get``, recall hits) as batched
         ``memory.accessed`` events, which salience's frequency and recency use;
         off by default, so reading never writes (nor does closing).
+        ``snapshot_dir``: where projection snapshots live (default: beside a store
+        file, ``<path>.snapshots``; for PostgreSQL, a local directory named by the
+        log's store id under ``~/.cache/engramdb/snapshots``).
+        ``namespaces`` / ``shard`` ("K/N"): build projections only for those
+        namespaces (see :mod:`engramdb.store.shards`); others are refused with
+        :class:`~engramdb.errors.NamespaceNotServed`.
         """
         check_namespace(namespace)
+        served = Shard.parse(namespaces, shard)
+        if served is not None and namespace != "default":
+            served.check(namespace)
         if embedder == "default" and recall:
             from ..recall.embed import default_embedder
 
             embedder = default_embedder()
         path = os.fspath(path)
         log: EventLog
-        snapshot_dir = None
+        snapshots = None if snapshot_dir is None else os.fspath(snapshot_dir)
         if path == ":memory:":
             if read_only:
                 raise InvalidInput("an in-memory store cannot be opened read-only")
             log = MemoryLog(registry)
+        elif is_postgres_url(path):
+            log = PostgresLog(path, read_only=read_only, registry=registry)
+            if snapshots is None:
+                snapshots = default_snapshot_dir(log.get_meta("store_id") or "unknown")
         else:
             check_store_path(path, read_only=read_only)  # creates nothing if it refuses
             try:
@@ -147,9 +167,12 @@ class Memory(ListOps, WriteOps, RecallOps, CognitionOps, StoreOps):
             except OSError as exc:  # e.g. the lock file cannot be created there
                 raise InvalidStorePath(f"cannot open a store at {path}: {exc.strerror or exc}",
                                        path=path) from None
-            snapshot_dir = path + ".snapshots"
+            snapshots = snapshots or path + ".snapshots"
+        if snapshots is not None and served is not None:
+            snapshots = os.path.join(snapshots, served.key)  # a share's own projections
         try:
-            store = EventStore(log, snapshot_dir=snapshot_dir, snapshot_every=snapshot_every)
+            store = EventStore(log, snapshot_dir=snapshots, snapshot_every=snapshot_every,
+                               shard=served)
             core = core_projections()
             projections: list[Projection] = [*core, IndexProjection(*core)]  # type: ignore[arg-type]
             projections.append(ContextsProjection())
@@ -173,6 +196,8 @@ class Memory(ListOps, WriteOps, RecallOps, CognitionOps, StoreOps):
 
     def namespaced(self, namespace: str) -> Memory:
         """The same store seen from another namespace (closing it closes nothing)."""
+        if self._store.shard is not None:
+            self._store.shard.check(check_namespace(namespace))
         return Memory(self._store, namespace=namespace, owner=False, embedder=self._embedder,
                       weights=self.weights, clock=self._cog.clock, salience=self._cog.settings,
                       record_reads=self._cog.record_reads)
@@ -243,3 +268,14 @@ class Memory(ListOps, WriteOps, RecallOps, CognitionOps, StoreOps):
 
     def __repr__(self) -> str:
         return f"Memory(namespace={self.namespace!r}, seq={self._store.head})"
+
+
+def is_postgres_url(path: str) -> bool:
+    """Whether ``path`` names a PostgreSQL store rather than a file."""
+    return path.startswith(("postgresql://", "postgres://"))
+
+
+def default_snapshot_dir(store_id: str) -> str:
+    """Where a PostgreSQL store's snapshots live on this machine by default: one
+    directory per log (its store id), so two stores never mix."""
+    return os.path.join(os.path.expanduser("~"), ".cache", "engramdb", "snapshots", store_id)

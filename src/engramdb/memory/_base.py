@@ -127,6 +127,8 @@ class FacadeBase(Reader):
     def _append(self, drafts: Sequence[Draft]) -> list[Event]:
         if getattr(self._store.log, "read_only", False):
             raise ReadOnly("this store is open read-only")
+        if self._store.shard is not None:  # another shard's events would never be applied here
+            self._store.shard.check(self.namespace)
         head = self._store.head
         check_owned(drafts, self.namespace, lambda node_id: self._nodes.get(node_id, head))
         try:

@@ -154,7 +154,7 @@ def _replay(
         if p is None
     }
     try:
-        for event in store.log.read(after=after, upto=head):
+        for event in store.accepted(store.log.read(after=after, upto=head)):
             for name, proj in list(todo.items()):
                 try:
                     proj.process(event)

@@ -24,6 +24,7 @@ from ..errors import ConcurrencyConflict, EngramError, InvalidInput
 from ..events import Draft, Event
 from ..log import EventLog, Prepared, RawEvent
 from .check import CheckReport, FreshProjection, check_store
+from .shards import Shard
 from .snapshots import SnapshotFiles
 
 __all__ = ["EventStore", "Projection", "Subscriber"]
@@ -78,8 +79,11 @@ class EventStore:
         *,
         snapshot_dir: str | None = None,
         snapshot_every: int = 200_000,
+        shard: Shard | None = None,
     ) -> None:
         self.log = log
+        #: the namespaces whose events the projections apply (None: all)
+        self.shard = shard
         self.snapshot_every = snapshot_every
         self._projections: dict[str, Projection] = {}
         self._subscribers: list[Subscriber] = []
@@ -126,7 +130,7 @@ class EventStore:
             self._snapshotted_at = min(self._snapshotted_at, *starts)
             if projections:
                 pairs = list(zip(starts, projections, strict=True))
-                for event in self.log.read(after=min(starts), upto=self._head):
+                for event in self.accepted(self.log.read(after=min(starts), upto=self._head)):
                     seq = event.seq
                     for start, proj in pairs:
                         if seq > start:
@@ -199,9 +203,13 @@ class EventStore:
     def _replay_all(self) -> None:
         for proj in self._projections.values():
             proj.reset()
-        for event in self.log.read(upto=self._head):
+        for event in self.accepted(self.log.read(upto=self._head)):
             for proj in self._projections.values():
                 proj.process(event)
+
+    def accepted(self, events: Iterable[Event]) -> Iterable[Event]:
+        """``events`` less other shards' (see :mod:`engramdb.store.shards`)."""
+        return events if self.shard is None else filter(self.shard.accepts, events)
 
     # -- writing -----------------------------------------------------------------
 
@@ -241,9 +249,10 @@ class EventStore:
 
     def _apply(self, events: list[Event]) -> None:
         failure: BaseException | None = None
+        applied = list(self.accepted(events))
         for proj in self._projections.values():
             try:
-                for event in events:
+                for event in applied:
                     proj.process(event)
             except Exception as exc:
                 failure = failure or exc
