@@ -21,6 +21,18 @@ from .contract import Damage, LogContract, MakeLog, created, updated
 __all__ = ["pg_schemas"]  # the fixture, imported for pytest
 
 
+def terminate_backends(log: PostgresLog) -> int:
+    """Kill every server process serving ``log`` (its pool and its listener), as a
+    restart or failover would; returns how many."""
+    import psycopg
+
+    with psycopg.connect(log.url, autocommit=True) as conn:
+        rows = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE application_name = %s AND pid <> pg_backend_pid()",
+                            (log.application_name,)).fetchall()
+    return len(rows)
+
+
 class TestPostgresLog(LogContract):
     @pytest.fixture
     def make_log(self, pg_schemas: Schemas) -> Iterator[MakeLog]:
@@ -143,3 +155,40 @@ class TestPostgresLog(LogContract):
         assert b"keep me" in data  # the check can see payloads at all
         assert secret.encode() not in data
         assert log.get(2).payload.text == "keep me"
+
+
+    def test_dropped_connections_reconnect_and_the_follower_catches_up(
+            self, make_log: MakeLog) -> None:
+        follower, writer = make_log(), make_log()
+        assert isinstance(follower, PostgresLog) and isinstance(writer, PostgresLog)
+        writer.append([created("a")])
+        assert follower.wait(1, 0.05) == 1  # nothing new: it listened, and timed out
+        assert follower._listener is not None
+        # both logs are on one schema: every pooled connection and the listener die
+        assert terminate_backends(follower) >= 3
+        writer.append([created("b")])  # a dead pooled connection, replaced; no one listens
+        head = 1
+        for _ in range(100):  # bounded: the wait that meets the dead listener replaces it
+            head = follower.wait(1, 0.5)
+            if head > 1:
+                break
+        applied = [e.stream for e in follower.read(after=1, upto=head)]
+        assert (head, applied) == (2, ["b"])
+        follower.wait(2, 0.01)
+        assert follower._listener is not None  # listening again, on a new connection
+        import threading
+
+        later = threading.Timer(0.05, lambda: writer.append([created("c")]))
+        later.start()
+        head = 2
+        for _ in range(100):
+            head = follower.wait(2, 1.0)
+            if head > 2:
+                break
+        later.join()
+        assert head == 3
+        # a write transaction whose connection was killed starts over on a new one
+        terminate_backends(writer)
+        [e] = writer.append([updated("a", "after", expected_version=1)])
+        assert e.seq == 4 and follower.refresh() == 4
+

@@ -137,6 +137,8 @@ class PostgresLog(EventLog):
         self.where = f"{_redacted_url(base_url)} schema {self.schema}"
         self.read_only = read_only
         self.channel = f"engram_{self.schema}"
+        #: every connection of this log says so in pg_stat_activity
+        self.application_name = f"engramdb {self.schema}"
         self._closed = False
         self._head = 0
         self._conn: Any = None  # the connection of the open write transaction
@@ -163,7 +165,8 @@ class PostgresLog(EventLog):
             ) from None
         pool = ConnectionPool(
             self.url, min_size=1, max_size=max(1, size), open=False, timeout=timeout,
-            kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout))},
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout)),
+                    "application_name": self.application_name},
             name=f"engram-{self.schema}", reconnect_timeout=timeout,
         )
         try:
@@ -175,19 +178,35 @@ class PostgresLog(EventLog):
         return pool
 
     def _q(self, fn: Callable[[Any], T]) -> T:
-        """Run ``fn(connection)``: the write transaction's inside one, else a pooled one."""
+        """Run ``fn(connection)``: the write transaction's inside one, else a pooled one.
+        Outside a transaction, a connection the server dropped (restart, failover,
+        ``pg_terminate_backend``) is replaced and ``fn`` run once more: the pool
+        hands out connections without checking them, and every such ``fn`` is
+        a read or a single idempotent statement."""
         self._check_open()
-        try:
-            if self._conn is not None and self._conn_thread == threading.get_ident():
-                return fn(self._conn)
-            with self._pool.connection() as conn:
-                return fn(conn)
-        except EngramError:
-            raise
-        except Exception as exc:
-            if not _is_driver_error(exc):
+        in_tx = self._conn is not None and self._conn_thread == threading.get_ident()
+        for attempt in (1, 2):
+            try:
+                if in_tx:
+                    return fn(self._conn)
+                with self._pool.connection() as conn:
+                    return fn(conn)
+            except EngramError:
                 raise
-            raise _translate(exc, self.where) from None
+            except Exception as exc:
+                if not _is_driver_error(exc):
+                    raise
+                if attempt == 1 and not in_tx and _connection_lost(exc):
+                    self._drop_dead()
+                    continue
+                raise _translate(exc, self.where) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _drop_dead(self) -> None:
+        """One connection died, so its idle siblings likely did too (a server
+        restart): check them all and replace the dead, before the retry."""
+        with contextlib.suppress(Exception):
+            self._pool.check()
 
     def _rows(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
         return self._q(lambda c: c.execute(sql, args).fetchall())
@@ -244,18 +263,23 @@ class PostgresLog(EventLog):
     def _begin(self) -> None:
         if self.read_only:
             raise ReadOnly(f"{self.where} is open read-only")
-        try:
-            conn = self._pool.getconn()
-        except Exception as exc:
-            raise _translate(exc, self.where) from None
-        try:
-            conn.execute("BEGIN")
-            conn.execute(f"LOCK TABLE {self._t_events} IN EXCLUSIVE MODE")
-            row = conn.execute(f"SELECT seq, recorded_at FROM {self._t_events}"
-                               " ORDER BY seq DESC LIMIT 1").fetchone()
-        except Exception as exc:
-            self._give_back(conn, broken=True)
-            raise _translate(exc, self.where) from None
+        for attempt in (1, 2):
+            try:
+                conn = self._pool.getconn()
+            except Exception as exc:
+                raise _translate(exc, self.where) from None
+            try:
+                conn.execute("BEGIN")
+                conn.execute(f"LOCK TABLE {self._t_events} IN EXCLUSIVE MODE")
+                row = conn.execute(f"SELECT seq, recorded_at FROM {self._t_events}"
+                                   " ORDER BY seq DESC LIMIT 1").fetchone()
+                break
+            except Exception as exc:
+                self._give_back(conn, broken=True)
+                if attempt == 1 and _connection_lost(exc):
+                    self._drop_dead()
+                    continue  # nothing was written yet: a fresh connection starts over
+                raise _translate(exc, self.where) from None
         self._conn, self._conn_thread = conn, threading.get_ident()
         head, last = row if row else (0, 0)
         self._observed(head, last)
@@ -376,13 +400,19 @@ class PostgresLog(EventLog):
 
     def wait(self, after: int, timeout: float) -> int:
         """Wait for a NOTIFY of a head past ``after`` (at most ``timeout`` s).
-        Without a listening connection (it dropped, or the server refuses), poll."""
-        head = self.refresh()
-        if head > after or timeout <= 0:
-            return head
+        LISTEN is in place before the head is read, so no commit slips between
+        the two. Without a listening connection (it dropped, or the server
+        refuses), poll; a dropped one is replaced at once, so the next commit
+        wakes the next wait. Callers read ``after < seq <= head``: whatever a
+        drop missed is caught up by seq, never skipped."""
+        if timeout <= 0:
+            return self.refresh()
         deadline = time.monotonic() + timeout
         with self._listen_lock:
             listener = self._listening()
+            head = self.refresh()
+            if head > after:
+                return head
             if listener is None:
                 time.sleep(min(timeout, 0.05))
                 return self.refresh()
@@ -392,8 +422,9 @@ class PostgresLog(EventLog):
                         break
                     if time.monotonic() >= deadline:
                         break
-            except Exception:  # the connection dropped: reconnect next time, catch up now
+            except Exception:  # the connection dropped: listen on a new one, catch up now
                 self._drop_listener()
+                self._listening()
         return self.refresh()
 
     def _listening(self) -> Any:
@@ -401,7 +432,8 @@ class PostgresLog(EventLog):
             import psycopg
 
             try:
-                conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+                conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5,
+                                       application_name=self.application_name)
                 conn.execute(f'LISTEN "{self.channel}"')
             except Exception:
                 return None
@@ -534,6 +566,15 @@ def _raw(r: tuple[Any, ...]) -> RawEvent:
         payload=_as_bytes(r[10]), meta=_as_bytes(r[11]),
         chain=None if r[12] is None else _as_bytes(r[12]),
     )
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection itself is gone (not the statement wrong)."""
+    import psycopg
+    from psycopg import errors as pg
+
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) and not isinstance(
+        exc, pg.LockNotAvailable | pg.QueryCanceled | pg.DeadlockDetected)
 
 
 def _is_driver_error(exc: BaseException) -> bool:
