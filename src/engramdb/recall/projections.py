@@ -11,6 +11,7 @@ list. Forgetting removes every version from the index at once.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 from collections.abc import Callable, Collection
 from typing import Any
@@ -113,11 +114,20 @@ class _Docs:
         return list(self.meta.values())
 
     def load(self, docs: list[_Doc]) -> None:
-        for doc in sorted(docs, key=lambda d: d.start):
-            self.meta[doc.start] = doc
-            self.keys_of.setdefault(doc.node, []).append(doc.start)
-            if doc.end == OPEN:
-                self.current[doc.node] = doc.start
+        """Fill from :meth:`dump` output (one pass per table: this runs for every
+        document of the store at open, twice, for text and for vectors)."""
+        starts = [doc.start for doc in docs]
+        if any(a >= b for a, b in itertools.pairwise(starts)):  # dumps are in seq order
+            docs = sorted(docs, key=lambda d: d.start)
+        self.meta.update({doc.start: doc for doc in docs})
+        keys_of = self.keys_of
+        for doc in docs:
+            group = keys_of.get(doc.node)
+            if group is None:
+                keys_of[doc.node] = [doc.start]
+            else:
+                group.append(doc.start)
+        self.current.update({doc.node: doc.start for doc in docs if doc.end == OPEN})
 
 
 class _TextSnap(msgspec.Struct):
@@ -279,6 +289,21 @@ class _VecSnap(msgspec.Struct):
     cold_scales: bytes = b""
     cold_dtype: str = "i8"
     archived: list[str] = []
+    # the HNSW graph (usearch's serialization) matching keys/vectors, and the
+    # churn it has absorbed; empty in snapshots without one (the graph is
+    # then rebuilt in the background). Covered by the snapshot file's digest
+    # and chain binding like every byte of the body, and checked against the
+    # vectors on restore (VectorIndex.restore).
+    graph: bytes = b""
+    graph_removals: int = 0
+
+
+class _VecSnapIn(_VecSnap):
+    """:class:`_VecSnap` as decoded: the large fields are views into the body."""
+
+    keys: memoryview
+    vectors: memoryview
+    graph: memoryview = memoryview(b"")
 
 
 class VectorProjection:
@@ -522,7 +547,7 @@ class VectorProjection:
         return [(self.docs.meta[key].node, score) for key, score in hits if key in self.docs.meta]
 
     def snapshot(self) -> bytes:
-        keys, vectors = self.index.export()
+        keys, vectors, graph, removals = self.index.export_graph()
         self._flush_cold()
         cold_keys, cold_codes, cold_scales = self.cold.export_codes()  # by key: canonical
         return msgspec.msgpack.encode(_VecSnap(
@@ -532,11 +557,11 @@ class VectorProjection:
             activated=self.activated, cold_keys=cold_keys.astype("<i8").tobytes(),
             cold_codes=np.ascontiguousarray(cold_codes).tobytes(),
             cold_scales=cold_scales.astype("<f4").tobytes(), cold_dtype=self.cold_dtype,
-            archived=sorted(self.archived),
+            archived=sorted(self.archived), graph=graph, graph_removals=removals,
         ))
 
     def restore(self, data: bytes) -> None:
-        snap = msgspec.msgpack.decode(data, type=_VecSnap)
+        snap = msgspec.msgpack.decode(data, type=_VecSnapIn)
         if snap.model != self.model or snap.dim != self.dim:
             raise SnapshotMismatch(f"written under another embedding model ({snap.model},"
                                    f" {snap.dim} dims; this one is {self.model})")
@@ -547,12 +572,16 @@ class VectorProjection:
         self._domain = dict(snap.domains)
         self.relabeled_at = snap.relabeled_at
         self.activated = snap.activated
-        keys = np.frombuffer(snap.keys, dtype=np.int64).copy()
+        keys = np.frombuffer(snap.keys, dtype="<i8").astype(np.int64)
         if len(keys):
-            vectors = np.frombuffer(snap.vectors, dtype=np.float32).reshape(-1, self.dim)
-            meta = self.docs.meta
-            labels = [self._domain.get(meta[k].node) if k in meta else None for k in keys.tolist()]
-            self.index.add(keys, vectors.copy(), partition=labels)  # frombuffer views are read-only
+            vectors = np.frombuffer(snap.vectors, dtype="<f4").reshape(-1, self.dim)
+            meta, domain = self.docs.meta, self._domain
+            labels = [domain.get(doc.node) if (doc := meta.get(k)) is not None else None
+                      for k in keys.tolist()]
+            # one bulk load (the frombuffer view is read-only: restore copies it),
+            # with the saved graph when it verifies, else rebuilt in the background
+            self.index.restore(keys, vectors, labels=labels, graph=snap.graph,
+                               removals=snap.graph_removals)
         self.archived = set(snap.archived)
         if snap.cold_keys:
             if snap.cold_dtype != self.cold_dtype:

@@ -136,6 +136,11 @@ _DENSE_KEYS_PER_ROW = 64
 _QUANTIZED_CANDIDATES = 2  # f16/i8 graphs: fetch 2k candidates, re-rank with exact f32
 _GATHER_CHUNK = 1024  # rows per gather + matvec when scoring a row subset
 
+# A restored graph's vectors are checked against the matrix on this many rows,
+# each within this cosine of its row (quantization error of the storage dtype).
+_GRAPH_CHECK_ROWS = 64
+_GRAPH_COS_TOLERANCE = {"f32": 1e-5, "f16": 1e-3, "i8": 2e-2}
+
 _log = logging.getLogger(__name__)
 
 MAGIC = b"ENGVEC01"
@@ -491,6 +496,8 @@ class VectorIndex:
             raise InvalidInput(f"partition_fraction must be in [0, 1], got {partition_fraction!r}")
         self.partition_fraction = float(partition_fraction)
         self._parts = Partitions()
+        #: why :meth:`restore` refused the saved graph it was given ("" if it did not)
+        self.graph_rejected = ""
         self._tuner = EfTuner(self, adaptive_ef) if adaptive_ef is not None else None
 
     # -- introspection -----------------------------------------------------
@@ -544,6 +551,81 @@ class VectorIndex:
         """
         with self._lock.read():
             return self._keys[: self._n].copy(), self._vecs[: self._n].copy()
+
+    def export_graph(self) -> tuple[np.ndarray, np.ndarray, bytes, int]:
+        """:meth:`export` plus the serialized HNSW graph that matches it, under one lock.
+
+        Returns ``(keys, vectors, graph, removals)``: ``graph`` is ``b""`` when
+        there is none yet (below the threshold, or its first build still
+        running); ``removals`` is the churn the graph has absorbed since its
+        build (so a restored graph is rebuilt when the original would be).
+        :meth:`restore` takes them back, so an opened index answers on its
+        graph at once instead of rebuilding it (minutes at 100k vectors).
+        """
+        with self._lock.read():
+            keys, vecs = self._keys[: self._n].copy(), self._vecs[: self._n].copy()
+            graph = b""
+            if self._hnsw is not None:
+                with self._hnsw_mutex:
+                    graph = bytes(self._hnsw.save())
+            return keys, vecs, graph, self._graph_removals
+
+    def restore(
+        self,
+        keys: Sequence[int] | np.ndarray,
+        vectors: np.ndarray,
+        *,
+        labels: Sequence[str | None] | None = None,
+        graph: bytes | memoryview = b"",
+        removals: int = 0,
+    ) -> bool:
+        """Replace the contents with ``keys``/``vectors`` (and their partition
+        ``labels``), restoring a graph saved by :meth:`export_graph`.
+
+        Equivalent to a fresh index + :meth:`add`, without the per-key work of
+        an add (one bulk load). A graph is used only if it verifies against the
+        matrix (same settings, count, keys, and a sample of its vectors equal
+        to the matrix rows); otherwise it is ignored and rebuilt as the count
+        requires. Returns whether the saved graph was used (False also when
+        none was given); the reason a given one was refused is in
+        :attr:`graph_rejected`.
+        """
+        key_arr = _check_keys(keys)
+        vecs = _check_vectors(vectors, key_arr.size, self.dim)
+        if vecs is vectors or not vecs.flags.writeable:
+            vecs = vecs.copy()  # the matrix is mutated in place later: never the caller's
+        if labels is not None:
+            labels = labels_for(labels, key_arr.size)
+        if key_arr.size and np.unique(key_arr).size != key_arr.size:
+            raise InvalidInput("restore keys must be unique")
+        with self._lock.write():
+            self._cancel_build()
+            with self._hnsw_mutex:
+                self._hnsw = None
+            n = key_arr.size
+            self._vecs, self._keys, self._n = vecs, key_arr.copy(), n
+            self._pos = dict(zip(key_arr.tolist(), range(n), strict=True))
+            self._row_of = None
+            self._max_key = int(key_arr.max()) if n else -1
+            self._parts.clear()
+            if labels is not None:
+                self._parts.load(key_arr.tolist(), labels)
+            self.graph_rejected = ""
+            used = False
+            if len(graph) and n > self.hnsw_threshold // 2:
+                try:
+                    restored = self._restore_graph(graph, key_arr)
+                    self._verify_graph_vectors(restored)
+                except (CorruptStore, RuntimeError, ValueError) as exc:
+                    self.graph_rejected = str(exc)
+                    _log.warning("saved vector graph not used (%s); rebuilding it", exc)
+                else:
+                    with self._hnsw_mutex:
+                        self._hnsw = restored
+                    self._graph_removals = int(removals)
+                    used = True
+            self._after_mutation()  # builds a graph if none was restored and one is due
+            return used
 
     def close(self) -> None:
         """Cancel a background graph build; the index stays usable (exactly or on its graph).
@@ -1411,16 +1493,43 @@ class VectorIndex:
             index._after_mutation()  # builds the graph if the count calls for one
         return index
 
-    def _restore_graph(self, blob: bytes, keys: np.ndarray) -> Index:
-        """Load a saved graph into memory (a copy, never a view) and check it matches."""
+    def _restore_graph(self, blob: bytes | memoryview, keys: np.ndarray) -> Index:
+        """Load a saved graph into memory (a copy, never a view: usearch segfaults
+        on an add to a viewed index) and check it matches the matrix's shape,
+        settings and keys."""
         graph = self._new_hnsw()
-        graph.load(blob)
+        graph.load(blob)  # adopts the file's settings: they are checked below
         graph.expansion_search = self._expansion_search
         if len(graph) != keys.size or graph.ndim != self.dim:
             raise CorruptStore("vector index graph does not match its matrix")
+        kind = str(graph.dtype).rsplit(".", 1)[-1].lower()
+        if (kind != self.dtype or graph.connectivity != self.connectivity
+                or str(graph.metric).rsplit(".", 1)[-1].lower() not in ("cos", "angular")):
+            raise CorruptStore("vector index graph was built with other settings")
         if keys.size and not bool(np.all(graph.contains(keys.astype(np.uint64)))):
             raise CorruptStore("vector index graph keys do not match its matrix")
         return graph
+
+
+    def _verify_graph_vectors(self, graph: Index) -> None:
+        """Check a sample of the graph's stored vectors against the matrix rows.
+
+        Keys and counts can match while the vectors are another store's (or
+        an older model's): ``_GRAPH_CHECK_ROWS`` evenly spread rows must have
+        cosine >= 1 - tolerance of the storage dtype with their matrix row.
+        """
+        n = self._n
+        if n == 0:
+            return
+        m = min(n, _GRAPH_CHECK_ROWS)
+        rows = np.unique((np.arange(m) * _GOLDEN * n).astype(np.int64) % n)
+        stored = np.asarray(graph.get(self._keys[rows].astype(np.uint64)), dtype=np.float32)
+        if stored.shape != (rows.size, self.dim):
+            raise CorruptStore("vector index graph lacks vectors its matrix holds")
+        norms = np.linalg.norm(stored, axis=1)
+        cos = np.einsum("ij,ij->i", stored, self._vecs[rows]) / np.maximum(norms, 1e-12)
+        if not bool(np.all(cos >= 1.0 - _GRAPH_COS_TOLERANCE[self.dtype])):
+            raise CorruptStore("vector index graph holds other vectors than its matrix")
 
 
 # ---------------------------------------------------------------------------
