@@ -249,3 +249,17 @@ def test_http_a_chosen_id_of_another_namespace_reveals_nothing() -> None:
                                     " choose another")
         assert "version" not in r.text and "namespace" not in r.text
         assert env.mem.seq == head
+
+
+def test_a_racing_create_refused_without_a_stream_named_reveals_nothing(two: Any) -> None:
+    """A backend's unique violation (PostgreSQL's) names no stream: the create of
+    another tenant's id still gets the same answer, and an unrelated conflict of
+    one's own stays itself."""
+    a, b, _ = two
+    a.remember("a's", id="race-2")
+    draft = b._created_draft("probe", meta=b._meta(None, None, None), id="race-2")
+    unnamed = ConcurrencyConflict("another writer committed the same stream version")
+    answer = answer_conflict(unnamed, [draft], "b", lambda i: b._nodes.get(i, b.seq))
+    assert str(answer) == "invalid id 'race-2': this id is not available, choose another"
+    mine = b._created_draft("probe", meta=b._meta(None, None, None), id="free-3")
+    assert answer_conflict(unnamed, [mine], "b", lambda i: b._nodes.get(i, b.seq)) is unnamed

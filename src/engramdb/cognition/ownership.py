@@ -47,12 +47,15 @@ def answer_conflict(
     """What a writer raises when the log refused ``drafts`` with ``error``: the
     conflict itself if it is about this namespace's own data, else (a create
     that raced another tenant's create of the same chosen id) :func:`unavailable_id`."""
+    named = error.details.get("stream")  # a backend's unique violation may name none
     for d in drafts:
-        if d.type == NODE_CREATED and d.expected_version == NO_STREAM \
-                and error.details.get("stream") == d.stream:
-            node = lookup(d.stream)
-            if node is None or node.namespace != namespace:
-                return unavailable_id(d.stream)
+        if d.type != NODE_CREATED or d.expected_version != NO_STREAM:
+            continue
+        node = lookup(d.stream)
+        if named == d.stream and (node is None or node.namespace != namespace):
+            return unavailable_id(d.stream)
+        if named is None and node is not None and node.namespace != namespace:
+            return unavailable_id(d.stream)
     return error
 
 
