@@ -22,6 +22,8 @@ def test_quick_run_reports_core_and_facade_rows(tmp_path: Path) -> None:
                  "cold open, 3,000 events, no snapshots (core)",
                  "cold open, 3,000 events, no snapshots (facade)",
                  "replay rate (core projections)", "replay rate (facade projections)",
+                 "raw sqlite3 executemany, same rows (SQLite, normal)",
+                 "batched append / raw sqlite3 executemany",
                  "get p50", "entity as-of p50", "single-event append, durability=full"):
         assert metrics[name] > 0, name
     facade = data["params"]["facade projections"]
