@@ -10,6 +10,7 @@ a seq later than any reader's), so readers need no lock.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -27,6 +28,7 @@ from ..events import (
 __all__ = ["Adjacency", "DomainIndex", "CrossDomain", "Edge", "Bridge", "OPEN"]
 
 OPEN = (1 << 63) - 1
+_start = attrgetter("start")
 
 
 class Edge(msgspec.Struct, kw_only=True, gc=False):
@@ -102,14 +104,15 @@ class Adjacency:
             edge.end = seq
 
     def snapshot(self) -> bytes:
-        edges = {id(e): e for lst in self._out.values() for e in lst}
-        return msgspec.msgpack.encode(list(edges.values()))
+        edges = list({id(e): e for lst in self._out.values() for e in lst}.values())
+        edges.sort(key=_start)  # in seq order: restore's own sort then costs one pass
+        return msgspec.msgpack.encode(edges)
 
     def restore(self, data: bytes) -> None:
         self.reset()
         edges = msgspec.msgpack.decode(data, type=list[Edge])
         # Re-append in seq order, as process() did, so incoming lists keep their order.
-        edges.sort(key=lambda e: e.start)
+        edges.sort(key=_start)
         for edge in edges:
             self._out.setdefault(edge.src, []).append(edge)
             self._in.setdefault(edge.dst, []).append(edge)
@@ -170,13 +173,11 @@ class DomainIndex:
         return self._counts.get((namespace, domain), 0)
 
     def process(self, event: Event) -> None:
-        if event.stream in self._forgotten:
-            return
-        if event.type == NODE_CREATED or (
-            event.type == NODE_UPDATED and event.payload.domain is not UNSET
-        ):
-            self._move(event, event.payload.domain)
-        elif event.type == NODE_FORGOTTEN:
+        t = event.type
+        if t == NODE_CREATED or (t == NODE_UPDATED and event.payload.domain is not UNSET):
+            if event.stream not in self._forgotten:
+                self._move(event, event.payload.domain)
+        elif t == NODE_FORGOTTEN and event.stream not in self._forgotten:
             self._forgotten.add(event.stream)
             self._move(event, None)
 
@@ -227,6 +228,15 @@ class Bridge(msgspec.Struct, kw_only=True, gc=False):
     dst_domain: str
     start: int
     end: int = OPEN
+
+
+class _CrossSnapshot(msgspec.Struct):
+    """The snapshot map (the same keys a plain dict had, so both read alike)."""
+
+    bridges: list[Bridge]
+    domain: dict[str, str | None]
+    edges: list[tuple[str, str, str, str]]
+    forgotten: list[str]
 
 
 class CrossDomain:
@@ -285,8 +295,10 @@ class CrossDomain:
             self._evaluate(key, event.seq)
 
     def _reevaluate(self, node: str, seq: int) -> None:
-        for key in list(self._touching.get(node, ())):
-            self._evaluate(key, seq)
+        keys = self._touching.get(node)
+        if keys:  # most nodes have no edges: no copy, no loop
+            for key in list(keys):
+                self._evaluate(key, seq)
 
     def _evaluate(self, key: tuple[str, str, str], seq: int) -> None:
         src_d = self._domain.get(key[0])
@@ -309,26 +321,34 @@ class CrossDomain:
             self._open[key] = b
 
     def snapshot(self) -> bytes:
-        state = {
-            "bridges": [b for lst in self._bridges.values() for b in lst],
-            "domain": self._domain,
-            "edges": [[*k, ns] for k, ns in self._edge_ns.items()],
-            "forgotten": sorted(self._forgotten),
-        }
-        return msgspec.msgpack.encode(state)
+        return msgspec.msgpack.encode(_CrossSnapshot(
+            bridges=[b for lst in self._bridges.values() for b in lst],
+            domain=self._domain,
+            edges=[(*k, ns) for k, ns in self._edge_ns.items()],
+            forgotten=sorted(self._forgotten),
+        ))
 
     def restore(self, data: bytes) -> None:
         self.reset()
-        state = msgspec.msgpack.decode(data)
-        for raw in state["bridges"]:
-            b = msgspec.convert(raw, Bridge)
-            self._bridges.setdefault(b.namespace, []).append(b)
+        state = msgspec.msgpack.decode(data, type=_CrossSnapshot)
+        bridges, opened = self._bridges, self._open
+        for b in state.bridges:
+            lst = bridges.get(b.namespace)
+            if lst is None:
+                bridges[b.namespace] = [b]
+            else:
+                lst.append(b)
             if b.end == OPEN:
-                self._open[(b.src, b.rel, b.dst)] = b
-        self._domain = state["domain"]
-        self._forgotten = set(state["forgotten"])
-        for src, rel, dst, ns in state["edges"]:
+                opened[(b.src, b.rel, b.dst)] = b
+        self._domain = state.domain
+        self._forgotten = set(state.forgotten)
+        edge_ns, touching = self._edge_ns, self._touching
+        for src, rel, dst, ns in state.edges:
             key = (src, rel, dst)
-            self._edge_ns[key] = ns
-            self._touching.setdefault(src, set()).add(key)
-            self._touching.setdefault(dst, set()).add(key)
+            edge_ns[key] = ns
+            for end in (src, dst):
+                keys = touching.get(end)
+                if keys is None:
+                    touching[end] = {key}
+                else:
+                    keys.add(key)

@@ -196,10 +196,15 @@ class NodeState:
         versions = self._versions.get(e.stream)
         if versions is None:
             self._versions[e.stream] = [node]
-            self._order.setdefault(e.namespace, []).append(e.stream)
+            ids = self._order.get(e.namespace)
+            if ids is None:
+                self._order[e.namespace] = [e.stream]
+            else:
+                ids.append(e.stream)
         else:
             versions.append(node)
-        self._index_name(None, node)
+        if node.name:  # else indexing has nothing to do
+            self._index_name(None, node)
 
     def _updated(self, e: Event, p: NodeUpdated) -> None:
         versions = self._versions.get(e.stream)
@@ -207,9 +212,11 @@ class NodeState:
             return
         old = versions[-1]
         attrs = old.attrs
-        if p.attrs or p.unset:
+        if p.unset:
             attrs = {k: v for k, v in old.attrs.items() if k not in p.unset}
             attrs.update(p.attrs)
+        elif p.attrs:
+            attrs = {**old.attrs, **p.attrs}
         changes: dict[str, Any] = {
             "attrs": attrs, "updated_at": e.recorded_at, "version": old.version + 1,
             "seq": e.seq, "stream_version": e.version,
@@ -226,7 +233,8 @@ class NodeState:
             changes["valid_to"] = None
         new = msgspec.structs.replace(old, **changes)
         versions.append(new)
-        self._index_name(old, new)
+        if old.name or new.name:  # else indexing has nothing to do
+            self._index_name(old, new)
 
     def _forgotten(self, e: Event) -> None:
         versions = self._versions.get(e.stream, [])
@@ -256,8 +264,30 @@ class NodeState:
         # a snapshot of an older format fails to decode: the store then replays the log
         self.reset()
         self._versions = msgspec.msgpack.decode(data, type=_Snap).versions
-        # index in the order the nodes last changed, as process() did
-        for versions in sorted(self._versions.values(), key=lambda v: v[-1].seq):
-            self._index_name(None, versions[-1])
-        for node_id, versions in sorted(self._versions.items(), key=lambda kv: kv[1][0].seq):
-            self._order.setdefault(versions[0].namespace, []).append(node_id)
+        # index the named live nodes in the order they last changed, as process() did
+        named = [v[-1] for v in self._versions.values() if v[-1].name and not v[-1].forgotten]
+        named.sort(key=_seq_key)
+        for node in named:
+            self._index_name(None, node)
+        self._restore_order()
+
+    def _restore_order(self) -> None:
+        """``created_order`` from the restored map: it was written in insertion
+        order, which is creation order (a node's first version never moves), so
+        no sort is needed unless a snapshot says otherwise."""
+        items = self._versions.items()
+        last = -1
+        for versions in self._versions.values():
+            first = versions[0].seq
+            if first < last:
+                items = sorted(items, key=lambda kv: kv[1][0].seq)  # type: ignore[assignment]
+                break
+            last = first
+        order = self._order
+        for node_id, versions in items:
+            ns = versions[0].namespace
+            ids = order.get(ns)
+            if ids is None:
+                order[ns] = [node_id]
+            else:
+                ids.append(node_id)
