@@ -936,6 +936,36 @@ def bench_serve(
     typer.echo(f"wrote {out}")
 
 
+@bench_app.command("cluster")
+def bench_cluster(
+    postgres: Annotated[str, typer.Option(
+        help="PostgreSQL server URL (the bench makes its own schemas and drops them).")
+    ] = "postgresql://postgres@127.0.0.1:5432/test",
+    seconds: Annotated[float, typer.Option(help="How long each load part runs.")] = 4.0,
+    clients: Annotated[int, typer.Option(help="HTTP client threads writing.")] = 6,
+    batched_events: Annotated[int, typer.Option(
+        help="Events for the batched PostgreSQL append.")] = 50_000,
+    out: Annotated[str, typer.Option(help="JSON output path.")] = "bench-results/cluster.json",
+) -> None:
+    """Several processes over one log: writes/s through 1 vs 3 servers (PostgreSQL) and
+    1 vs 3 writer processes (SQLite), follower lag p50/p99, PostgreSQL append rates."""
+    from ..bench.cluster import run
+
+    def server_argv(store: str, port: int) -> list[str]:
+        return [sys.executable, "-m", "engramdb.adapters.cli", "serve", "--store", store,
+                "--port", str(port), "--embedder", "hashing", "--no-auth",
+                "--log-level", "warning", "--no-record-reads",
+                "--snapshots", os.path.join(tempfile.gettempdir(), f"engram-bench-{port}")]
+
+    import tempfile
+
+    report = run(postgres=postgres, seconds=seconds, clients=clients,
+                 batched_events=batched_events, out=out, server_argv=server_argv,
+                 progress=lambda m: console.print(f"[dim]… {m}[/dim]"))
+    typer.echo(report.table())
+    typer.echo(f"wrote {out}")
+
+
 def main() -> None:
     """Entry point: run the app, mapping engramdb errors to stable exit codes."""
     try:
