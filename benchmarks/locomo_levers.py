@@ -37,6 +37,7 @@ CONFIGS = {
     "session lever alone": ("session", "session_mode", "session_agg"),
     "time lever alone": ("time",),
     "entity lever alone": ("entity",),
+    "speaker lever alone": ("speaker", "speaker_mode"),
     "all together": tuple(GRID),
 }
 GROUPS = ("overall", "multi-hop", "temporal", "open-domain", "single-hop", "adversarial")

@@ -55,3 +55,12 @@ def test_each_fold_is_scored_with_weights_fitted_on_the_other(tmp_path: Path) ->
     second = bench(tmp_path, changed, "b")
     assert second["params"]["per_fold"][0]["weights"] == folds[0]["weights"]
     assert list((tmp_path).glob("embeddings-*.npz"))  # vectors cached for the next run
+
+
+def test_session_level_counts_evidence_sessions_among_the_first_sessions_ranked() -> None:
+    from engramdb.bench.locomo import session_score
+
+    found = ["D3:1", "D3:2", "D1:4", "D2:7", "D5:1"]
+    assert session_score(found, ["D1:9", "D2:1"], 1) == 0.0
+    assert session_score(found, ["D1:9", "D2:1"], 2) == 0.5
+    assert session_score(found, ["D1:9", "D2:1", "D2:3"], 3) == 1.0

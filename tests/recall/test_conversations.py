@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from engramdb import InvalidInput, Memory
+from engramdb import InvalidInput, InvalidQuery, Memory
 from engramdb.events import to_us
 from engramdb.recall.embed import HashingEmbedder
 from engramdb.recall.engine import RecallWeights
@@ -195,3 +195,24 @@ def test_bench_embedders_lists_a_candidate_that_ships_no_model(tmp_path) -> None
                  cache=None)
     (row,) = report.rows
     assert row["value"] != row["value"] and "ships no model" in row["note"]
+
+
+def test_speaker_named_in_the_query_lifts_their_turns() -> None:
+    def ranked(weights: RecallWeights) -> list[str]:
+        with Memory.open(":memory:", embedder=None, weights=weights) as mem:
+            mem.ingest_conversation(
+                [{"speaker": "Maya", "text": "I painted a lake at sunrise over the water"
+                                             " this morning, with my new brushes"},
+                 {"speaker": "Jonas", "text": "I painted my kitchen"},
+                 *({"speaker": s, "text": f"small talk {i}"}
+                   for i in range(6) for s in ("Maya", "Jonas"))], session="s1")
+            return [h.text for h in mem.recall("What did Maya paint?", k=3,
+                                               signals=("text",))]
+
+    plain = ranked(RecallWeights(speaker=0.0))
+    assert plain[0].startswith("Jonas")  # the shorter turn wins: 'maya' is in half the turns
+    for mode in ("share", "scale"):
+        lifted = ranked(RecallWeights(speaker=0.5, speaker_mode=mode))
+        assert lifted[0].startswith("Maya: I painted")
+    with pytest.raises(InvalidQuery):
+        RecallWeights(speaker_mode="loud")

@@ -6,7 +6,9 @@ ids kept as ``dia_id``; shared photos' captions appended to the turn). Each
 question is asked at the time of the conversation's last session (``now=``).
 LoCoMo's retrieval metric (evidence is turn level): per question, the fraction
 of its evidence dialog ids among the top-k recalled turns, averaged per
-category and overall, for k = 5, 10, 25.
+category and overall, for k = 5, 10, 25 (``R@k``). Session level (``S@k``,
+k = 1, 3, 5): the fraction of the evidence's sessions among the first k
+distinct sessions of the ranking, a session ranking where its best turn does.
 
 Held out: the conversations are split into two folds (1-5 and 6-10). The
 fusion weights (:class:`~engramdb.recall.engine.RecallWeights`) are fitted on
@@ -45,6 +47,8 @@ from .common import Report
 __all__ = ["GRID", "DiskCachedEmbedder", "clean_evidence", "fit", "load_locomo", "run", "score"]
 
 KS = (5, 10, 25)
+SESSION_KS = (1, 3, 5)  # session level: evidence sessions among the first k sessions ranked
+METRICS = (*(f"R@{k}" for k in KS), *(f"S@{k}" for k in SESSION_KS))
 SYSTEMS: dict[str, tuple[str, ...]] = {
     "hybrid": ("vector", "text", "graph", "recency"),
     "bm25": ("text",),
@@ -53,6 +57,7 @@ SYSTEMS: dict[str, tuple[str, ...]] = {
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
 FOLDS = ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9))
 PASSES = 3
+_DEPTH = 50  # turns recalled per question: the top 25, and the first 5 sessions ranked
 # the values coordinate ascent tries for each weight (text stays 1.0: the scale)
 GRID: dict[str, tuple[Any, ...]] = {
     "vector": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5),
@@ -65,6 +70,8 @@ GRID: dict[str, tuple[Any, ...]] = {
     "recency": (0.0, 0.02, 0.1),
     "time": (0.0, 0.1, 0.3, 0.6, 1.0),
     "entity": (0.0, 0.1, 0.25, 0.5),
+    "speaker": (0.0, 0.1, 0.25, 0.5),
+    "speaker_mode": ("share", "scale"),
 }
 
 
@@ -123,6 +130,19 @@ def score(found: list[str], evidence: list[str], k: int) -> float:
     return sum(1 for e in evidence if e in top) / len(evidence)
 
 
+def session_of(dia_id: str) -> str:
+    """``D3:5`` -> ``D3``: the session a dialog id belongs to."""
+    return dia_id.split(":", 1)[0]
+
+
+def session_score(found: list[str], evidence: list[str], k: int) -> float:
+    """Session level: the fraction of the evidence's sessions among the first ``k``
+    distinct sessions of the ranking (a session ranks where its best turn does)."""
+    ranked = list(dict.fromkeys(session_of(f) for f in found))[:k]
+    wanted = {session_of(e) for e in evidence}
+    return len(wanted & set(ranked)) / len(wanted)
+
+
 class DiskCachedEmbedder(CachedEmbedder):
     """A :class:`CachedEmbedder` whose entries persist in one ``.npz`` file per model."""
 
@@ -157,14 +177,15 @@ class _Conversation:
 
 def _results(conv: _Conversation, weights: RecallWeights | None, signals: Sequence[str]
              ) -> list[tuple[str, tuple[float, ...]]]:
-    """(category, (R@5, R@10, R@25)) per question of ``conv``."""
+    """(category, (R@5, R@10, R@25, S@1, S@3, S@5)) per question of ``conv``."""
     if weights is not None:
         conv.mem.weights = weights
     out = []
     for question, cat, evidence in conv.questions:
-        hits = conv.mem.recall(question, k=max(KS), signals=signals, now=conv.now)
+        hits = conv.mem.recall(question, k=_DEPTH, signals=signals, now=conv.now)
         found = [str(h.node.attrs.get("dia_id")) for h in hits]
-        out.append((cat, tuple(score(found, evidence, k) for k in KS)))
+        out.append((cat, (*(score(found, evidence, k) for k in KS),
+                          *(session_score(found, evidence, k) for k in SESSION_KS))))
     return out
 
 
@@ -207,14 +228,14 @@ def _key(w: RecallWeights) -> tuple[Any, ...]:
 
 
 def _table(results: Sequence[tuple[str, tuple[float, ...]]]) -> dict[str, dict[str, Any]]:
-    sums: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(KS))
+    sums: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(METRICS))
     counts: dict[str, int] = defaultdict(int)
     for cat, values in results:
         for group in (cat, "overall", *(() if cat == "adversarial" else ("overall-no-adv",))):
             counts[group] += 1
             for i, v in enumerate(values):
                 sums[group][i] += v
-    return {g: {"n": counts[g], **{f"R@{k}": sums[g][i] / counts[g] for i, k in enumerate(KS)}}
+    return {g: {"n": counts[g], **{m: sums[g][i] / counts[g] for i, m in enumerate(METRICS)}}
             for g in counts}
 
 
@@ -270,7 +291,8 @@ def run(
     t_ingest = time.perf_counter() - t0
     folds = split(convs)
     report = Report("locomo", params={
-        "data": os.path.basename(path), "ks": list(KS), "model": emb.model_id,
+        "data": os.path.basename(path), "ks": list(KS), "session_ks": list(SESSION_KS),
+        "model": emb.model_id,
         "folds": [[convs.index(c) + 1 for c in f] for f in folds],
         "fit": f"coordinate ascent over GRID, <= {passes} passes, max mean R@10 on the train fold",
         "grid": {k: list(v) for k, v in grid.items()}, "start": asdict(start),
@@ -304,13 +326,13 @@ def run(
         if group not in pooled["hybrid"]:
             continue
         n = pooled["hybrid"][group]["n"]
-        for k in KS:
-            cell = {s: pooled[s][group][f"R@{k}"] for s in pooled}
-            folds_note = " / ".join(f"{pf['results']['hybrid'][group][f'R@{k}']:.3f}"
+        for metric in METRICS:
+            cell = {s: pooled[s][group][metric] for s in pooled}
+            folds_note = " / ".join(f"{pf['results']['hybrid'][group][metric]:.3f}"
                                     for pf in per_fold if group in pf["results"]["hybrid"])
             report.add(
-                f"held-out R@{k} {group} (n={n})", cell["hybrid"], "recall",
-                target=">= 0.80" if (group, k) == ("overall", 10) else "",
+                f"held-out {metric} {group} (n={n})", cell["hybrid"], "recall",
+                target=">= 0.80" if (group, metric) == ("overall", "R@10") else "",
                 note=f"folds {folds_note}  bm25 {cell['bm25']:.3f}  dense {cell['dense']:.3f}"
                      f"  default-weights {cell['default']:.3f}",
             )

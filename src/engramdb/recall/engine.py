@@ -17,6 +17,7 @@ liveness test (checked on their hits, re-run with the full test if one fails).
 from __future__ import annotations
 
 import heapq
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,6 +59,10 @@ class RecallWeights:
     passes a share of the top candidates' scores to memories that mention the
     same names and numbers (their ``entities`` attribute, written at ingest, else
     read from their text: :func:`~engramdb.recall.when.entities`);
+    ``speaker`` lifts turns whose ``speaker`` attribute the query names as a word
+    ("what did Melanie paint?"): by ``speaker`` x the top score
+    (``speaker_mode="share"``) or x the turn's own score (``"scale"``, which
+    reorders matching turns without lifting unrelated ones);
     ``recency`` breaks near-ties toward newer memories; ``salience`` (off by
     default) adds ``salience x`` each candidate's salience relative to the most
     salient candidate (see :mod:`engramdb.cognition.salience`).
@@ -75,6 +80,8 @@ class RecallWeights:
     session_agg: str = "max"
     time: float = 0.3  # both held-out folds of LoCoMo chose it (benchmarks/locomo_levers.py)
     entity: float = 0.0  # measured no held-out gain on LoCoMo: off
+    speaker: float = 0.0
+    speaker_mode: str = "share"
     pool: int = 200
 
     def __post_init__(self) -> None:
@@ -82,6 +89,8 @@ class RecallWeights:
             raise InvalidQuery("session_mode must be 'share' or 'scale'")
         if self.session_agg not in ("max", "sum"):
             raise InvalidQuery("session_agg must be 'max' or 'sum'")
+        if self.speaker_mode not in ("share", "scale"):
+            raise InvalidQuery("speaker_mode must be 'share' or 'scale'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +183,11 @@ def recall(
     if "graph" in signals and weights.session and base:
         nodes_of = {node_id: live(node_id) for node_id in final}
         gains["session"] = _sessions(base, final, weights, nodes_of)
+    if weights.speaker and final:
+        if nodes_of is None:
+            nodes_of = {node_id: live(node_id) for node_id in final}
+        gains["speaker"] = _speakers(query, final, weights.speaker, nodes_of,
+                                     weights.speaker_mode == "scale")
     if weights.time and now is not None and final:
         window = query_window(query, now)
         if window is not None:
@@ -290,7 +304,7 @@ def _explain(
         if node_id in ranks:
             rank, raw = ranks[node_id]
             why[signal] = {"rank": float(rank), "score": float(raw)}
-    for signal in ("graph", "entity", "session", "time", "recency", "salience"):
+    for signal in ("graph", "entity", "session", "speaker", "time", "recency", "salience"):
         gain = gains.get(signal, {}).get(node_id)
         if gain is not None:
             why[signal] = {"score": gain}
@@ -368,6 +382,27 @@ def _sessions(
     for node_id, session in session_of.items():
         if session in best:
             gain = gained[node_id] = share * best[session]
+            final[node_id] += gain
+    return gained
+
+
+def _speakers(
+    query: str, final: dict[str, float], weight: float, nodes_of: dict[str, Node | None],
+    scale: bool = False,
+) -> dict[str, float]:
+    """Turns said by someone the query names get ``weight`` x the top score.
+
+    "What did Melanie paint?" asks about Melanie's turns; a speaker's name is in
+    each of their turns' text, but BM25 gives a word that common little weight."""
+    words = set(re.findall(r"[a-z][a-z'\-]*", query.lower()))
+    words |= {w[:-2] for w in words if w.endswith("'s")}
+    top = max(final.values(), default=0.0)
+    gained: dict[str, float] = {}
+    for node_id in list(final):
+        node = nodes_of.get(node_id)
+        speaker = None if node is None else node.attrs.get("speaker")
+        if isinstance(speaker, str) and speaker.lower() in words:
+            gain = gained[node_id] = weight * (final[node_id] if scale else top)
             final[node_id] += gain
     return gained
 
