@@ -236,13 +236,18 @@ def _writer(base: str, index: int, deadline: float, acked: list[str], errors: li
 # -- writes through N writer processes on SQLite ---------------------------------------
 
 
+_early: dict[int, str] = {}  # pid -> what a child printed instead of "ready"
+
+
 def _children(code: str, args: list[list[str]]) -> list[subprocess.Popen[str]]:
     procs = [subprocess.Popen([sys.executable, "-c", code, *a], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for a in args]
-    for proc in procs:  # each says "ready" once its store is open (or exits with an error)
+    for proc in procs:  # each says "ready" once its store is open (or reports its error)
         assert proc.stdout is not None
-        proc.stdout.readline()
+        first = proc.stdout.readline().strip()
+        if first != "ready":
+            _early[proc.pid] = first
     return procs
 
 
@@ -250,8 +255,12 @@ def _results(procs: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
     out = []
     for proc in procs:
         stdout, stderr = proc.communicate("go\n", timeout=120)
-        lines = stdout.strip().splitlines()
-        out.append(json.loads(lines[-1]) if lines else {"error": stderr.strip()[-300:]})
+        lines = [_early.pop(proc.pid, ""), *stdout.strip().splitlines()]
+        lines = [ln for ln in lines if ln.startswith("{")]
+        if lines:
+            out.append(json.loads(lines[-1]))
+        else:
+            out.append({"error": stderr.strip()[-300:] or f"exit code {proc.returncode}"})
     return out
 
 
@@ -265,8 +274,11 @@ def _sqlite_writers(report: Report, path: str, writers: int, seconds: float,
     results = _results(procs)
     failed = [r["error"] for r in results if r.get("error")]
     writes = sum(r.get("writes", 0) for r in results)
+    note = f"{len(results) - len(failed)} of {writers} process(es) wrote"
+    if failed:
+        note += "; the others: " + ", ".join(sorted({f.split(":")[0] for f in failed}))
     report.add(f"writes through {writers} writer process(es), SQLite", writes / seconds,
-               "writes/s", note="; ".join(sorted(set(failed)))[:160] if failed else "")
+               "writes/s", note=note)
 
 
 # -- follower lag --------------------------------------------------------------------------
