@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engramdb.bench.recall import LookupEmbedder, corpus, run
+from engramdb.bench.recall import LookupEmbedder, corpus, curve_table, run
 from engramdb.errors import InvalidInput
 from engramdb.recall.embed import HashingEmbedder
 
@@ -58,6 +58,17 @@ def test_tiny_run_writes_every_row(tmp_path: Path) -> None:
     assert doc["params"]["vector_index"] == {"300": "numpy exact", "600": "numpy exact"}
     assert doc["params"]["chromadb"].startswith("not run")
     assert "chromadb baseline: not run" in report.table()
+    # open in a fresh process: ready at once, RSS measured; the curve has a row per size
+    for tag in ("300", "600"):
+        assert f"{tag} engramdb open" in metrics
+        assert f"{tag} engramdb RSS after open + first query" in metrics
+    curve = doc["params"]["curve"]
+    assert [row["size"] for row in curve] == [300, 600]
+    assert all(row["engramdb RSS MiB"] > 0 and row["chromadb RSS MiB"] is None for row in curve)
+    assert all(row["hybrid p50 ms"] > 0 for row in curve)
+    png = doc["params"]["png"]
+    assert png.startswith("not drawn") or (png.endswith(".png") and Path(png).stat().st_size)
+    assert "engramdb ingest/s" in curve_table(curve)
 
 
 def test_sizes_must_be_sensible(tmp_path: Path) -> None:

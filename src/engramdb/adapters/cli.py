@@ -721,18 +721,24 @@ def bench_recall(
     cache: Annotated[str | None, typer.Option(
         help="Directory to save the corpus vectors in and reuse them from.")] = None,
     out: Annotated[str, typer.Option(help="JSON output path.")] = "bench-results/recall.json",
+    png: Annotated[str | None, typer.Option(
+        help="Where to draw the curve (default: the JSON path with .png; needs matplotlib).")
+    ] = None,
 ) -> None:
-    """Recall latency p50/p99 and ingest throughput at 10k/100k memories, vs chromadb."""
-    from ..bench.recall import run
+    """The curve per store size: ingest/s, open time and RSS (fresh process), recall
+    p50/p99 per signal, with chromadb's columns when it is installed."""
+    from ..bench.recall import curve_table, run
 
     try:
         counts = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
     except ValueError:
         raise typer.BadParameter("--sizes takes integers separated by commas") from None
-    report = run(sizes=counts, queries=queries, chroma=chroma, cache=cache, out=out,
+    report = run(sizes=counts, queries=queries, chroma=chroma, cache=cache, out=out, png=png,
                  progress=lambda m: console.print(f"[dim]… {m}[/dim]"))
     typer.echo(report.table())
-    typer.echo(f"wrote {out}")
+    typer.echo("")
+    typer.echo(curve_table(report.params["curve"]))
+    typer.echo(f"wrote {out}; curve: {report.params['png']}")
 
 
 @app.command()

@@ -13,9 +13,18 @@ is measured four ways in one run:
 * **recall latency** p50/p99 per signal set (hybrid, vector-only, text-only),
   with the query's embedding excluded (its vector is in the table) and
   included (the real model embeds it on the call);
-* **chromadb** with the very same vectors: add throughput and query latency,
-  embedding excluded and included. chromadb is a benchmark-only comparison; it
-  is not a dependency of engramdb. Without it the baseline is reported as not run.
+* **open** in a fresh process (both systems, stores on disk): import, open and
+  first answer timed, RSS after open; engramdb's store is reopened from the
+  snapshots its close wrote, HNSW graph included, so it answers at full speed
+  at once (``ready`` in the JSON);
+* **chromadb** with the very same vectors (a persistent client, engramdb's
+  embedder as its embedding function): add throughput, open and query latency,
+  embedding excluded and included. chromadb is a benchmark-only comparison
+  (``pip install 'engram-eventdb[bench]'``); it is not a dependency of
+  engramdb. Without it the baseline is reported as not run.
+
+The per-size figures are also gathered as a curve (``params.curve`` in the
+JSON, printed as a table) and drawn as a PNG with matplotlib when installed.
 
 The vector index answers exactly (numpy) up to ``DEFAULT_HNSW_THRESHOLD``
 vectors and through a usearch HNSW graph above it; the report says which
@@ -27,9 +36,15 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import os
 import random
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -52,7 +67,7 @@ SIGNALS: dict[str, tuple[str, ...]] = {
 }
 SESSION = 20  # memories per conversation session (the session signal groups them)
 BATCH = 1000  # memories per remember_many commit
-CHROMA_INSTALL = "pip install chromadb  (into the benchmark's environment only)"
+CHROMA_INSTALL = "pip install 'engram-eventdb[bench]'  (chromadb 1.5.9 + matplotlib)"
 
 Vectors = npt.NDArray[np.float32]
 
@@ -259,7 +274,9 @@ def _measure_engram(
 ) -> None:
     tag = _tag(size)
     lookup.table.update(zip(texts[:size], vecs[:size], strict=True))
-    mem = Memory.open(":memory:", embedder=lookup)
+    where = tempfile.mkdtemp(prefix=f"engram-bench-{tag}-")
+    store = os.path.join(where, "bench.engram")
+    mem = Memory.open(store, embedder=lookup)
     try:
         progress(f"{tag}: ingest without embedding")
         seconds, ids = _ingest(mem, texts[:size])
@@ -274,6 +291,17 @@ def _measure_engram(
         report.add(f"{tag} ingest, vectors precomputed", size / seconds, "memories/s",
                    note=f"{2 * size / seconds:,.0f} events/s (node + vector); index: {path}"
                    + (f", then {wait:.1f} s until its graph was built" if index.uses_hnsw else ""))
+        t0 = time.perf_counter()
+        mem.close()  # writes the snapshots (the vectors' with its graph)
+        report.add(f"{tag} engramdb close (snapshot written)", time.perf_counter() - t0, "s")
+        progress(f"{tag}: open in a fresh process")
+        probe = _probe(["engram", store, lookup.model_id, str(lookup.dim)], qvecs[0])
+        _report_open(report, tag, "engramdb", probe, size)
+        mem = Memory.open(store, embedder=lookup)
+        vectors = mem._vectors
+        assert vectors is not None
+        index = vectors.index
+        index.wait_for_graph()
         row = {node_id: i for i, node_id in enumerate(ids)}
         lookup.table.update(zip(queries, qvecs, strict=True))  # query embedding excluded
         for system, signals in SIGNALS.items():
@@ -296,32 +324,206 @@ def _measure_engram(
             stats = percentiles(_time_recall(mem, queries, SIGNALS[system]))
             _latency(report, f"{tag} recall {system}", "embedding included", stats)
     finally:
-        mem.close()
+        mem._store.close(snapshot=False)
         lookup.table.clear()
         gc.collect()
+        shutil.rmtree(where, ignore_errors=True)
 
 
 # -- chromadb -------------------------------------------------------------------------
 
 
-def _chroma_client() -> Any | None:
+def _chroma_available() -> bool:
     try:
-        import chromadb
-        from chromadb.config import Settings
+        import chromadb  # noqa: F401
     except ImportError:
-        return None
-    return chromadb.EphemeralClient(settings=Settings(anonymized_telemetry=False))
+        return False
+    return True
+
+
+def _chroma_client(path: str) -> Any:
+    """A persistent chromadb client (so its open can be timed like engramdb's)."""
+    import chromadb
+    from chromadb.config import Settings
+
+    return chromadb.PersistentClient(path=path, settings=Settings(anonymized_telemetry=False))
+
+
+class _ChromaEmbedding:
+    """engramdb's embedder as chromadb's embedding function (its default downloads
+    a model). Queries here pass vectors, so it only runs for text queries."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    def __call__(self, input: Sequence[str]) -> list[Vectors]:
+        return list(self.embedder.embed(list(input)))
+
+    @staticmethod
+    def name() -> str:
+        return "engramdb"
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> Any:
+        raise NotImplementedError("the benchmark passes its embedder explicitly")
+
+    def is_legacy(self) -> bool:
+        return False
+
+    def default_space(self) -> str:
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:
+        return ["cosine"]
+
+
+# -- open in a fresh process ------------------------------------------------------------
+
+
+# The probes run as ``python -c``; each clock starts before its system's import.
+_ENGRAM_PROBE = """
+import time; t0 = time.perf_counter()
+import sys
+from engramdb.bench.recall import probe_main
+probe_main(sys.argv[1:], t0)
+"""
+# self-contained: importing engramdb would count against chromadb's start
+_CHROMA_PROBE = """
+import time; t0 = time.perf_counter()
+import json, sys
+import chromadb
+import numpy as np
+from chromadb.config import Settings
+def rss(field="VmRSS:"):
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) / 1024 for l in fh if l.startswith(field))
+t1 = time.perf_counter()
+client = chromadb.PersistentClient(path=sys.argv[1], settings=Settings(anonymized_telemetry=False))
+col = client.get_collection(sys.argv[2])
+t2 = time.perf_counter()
+out = {"ready": True, "rss_open_mb": rss()}
+q = np.load(sys.argv[3]).reshape(1, -1)
+col.query(query_embeddings=q, n_results=10)
+t3 = time.perf_counter()
+samples = []
+for _ in range(20):
+    a = time.perf_counter(); col.query(query_embeddings=q, n_results=10)
+    samples.append(time.perf_counter() - a)
+out.update(import_s=t1 - t0, open_s=t2 - t1, first_query_s=t3 - t2, to_first_answer_s=t3 - t0,
+           rss_after_query_mb=rss(),
+           peak_mb=rss("VmHWM:"),
+           query_p50_after_open_ms=sorted(samples)[10] * 1000)
+print(json.dumps(out))
+"""
+
+
+def _probe(args: list[str], query: Vectors) -> dict[str, Any]:
+    """Open a store and answer one query in a fresh interpreter (``args[0]``:
+    ``engram`` or ``chroma``); the probe's JSON report."""
+    code = _ENGRAM_PROBE if args[0] == "engram" else _CHROMA_PROBE
+    with tempfile.NamedTemporaryFile(suffix=".npy", delete=False) as fh:
+        np.save(fh, np.asarray(query, np.float32))
+    try:
+        done = subprocess.run([sys.executable, "-c", code, *args[1:], fh.name],
+                              capture_output=True, text=True, check=False, timeout=3600)
+    finally:
+        os.remove(fh.name)
+    if done.returncode != 0:
+        raise RuntimeError(f"open probe failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _rss_mb() -> float:
+    """Resident set size of this process, MiB (Linux /proc; NaN elsewhere)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _peak_mb() -> float:
+    """This process's peak RSS, MiB: VmHWM, which exec resets (``ru_maxrss`` keeps
+    the forking parent's high-water mark)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+class _NoModel:
+    """Stands in for the embedder in the open probe: same id and dim, never embeds
+    (the probe's query vector is precomputed, like the issue's figures)."""
+
+    def __init__(self, model_id: str, dim: int) -> None:
+        self.model_id, self.dim = model_id, dim
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        raise RuntimeError("the open probe embeds nothing")
+
+
+def probe_main(argv: list[str], t0: float) -> None:
+    """Child-process body (``STORE MODEL DIM QUERY.npy``): open an engramdb store,
+    answer one vector query; print timings and RSS as JSON. ``t0``: the clock
+    before engramdb was imported."""
+    store, model, dim, query = argv[0], argv[1], int(argv[2]), np.load(argv[3])
+    lookup = LookupEmbedder(_NoModel(model, dim), {"probe query": query})  # type: ignore[arg-type]
+    t1 = time.perf_counter()
+    mem = Memory.open(store, embedder=lookup)
+    t2 = time.perf_counter()
+    index = mem._vectors.index  # type: ignore[union-attr]
+    out: dict[str, Any] = {"ready": not index.building, "rss_open_mb": _rss_mb()}
+    mem.recall("probe query", k=10, signals=("vector",))
+    t3 = time.perf_counter()
+    samples = []
+    for _ in range(20):
+        a = time.perf_counter()
+        mem.recall("probe query", k=10, signals=("vector",))
+        samples.append(time.perf_counter() - a)
+    mem._store.close(snapshot=False)
+    out.update(import_s=t1 - t0, open_s=t2 - t1, first_query_s=t3 - t2,
+               to_first_answer_s=t3 - t0, rss_after_query_mb=_rss_mb(), peak_mb=_peak_mb(),
+               query_p50_after_open_ms=percentiles(samples)["p50_us"] / 1000)
+    print(json.dumps(out))  # noqa: T201 (the parent reads it)
+
+
+def _report_open(report: Report, tag: str, system: str, probe: dict[str, Any],
+                 size: int) -> None:
+    note = "fresh process" + ("" if probe["ready"] else "; graph still building at open")
+    report.add(f"{tag} {system} open", probe["open_s"], "s", note=note)
+    report.add(f"{tag} {system} process: import, open, first answer",
+               probe["to_first_answer_s"], "s",
+               note=f"import {probe['import_s']:.2f} s, first query "
+                    f"{probe['first_query_s'] * 1000:.1f} ms, then p50 "
+                    f"{probe['query_p50_after_open_ms']:.1f} ms")
+    # chromadb loads its HNSW index on the first query: compare after it
+    report.add(f"{tag} {system} RSS after open + first query", probe["rss_after_query_mb"],
+               "MiB", note=f"{probe['rss_open_mb']:.0f} MiB right after open, peak "
+                           f"{probe['peak_mb']:.0f}; per 100k memories: "
+                           f"{probe['rss_after_query_mb'] * 100_000 / size:,.0f} MiB")
 
 
 def _measure_chroma(
-    report: Report, client: Any, size: int, texts: list[str], vecs: Vectors,
+    report: Report, size: int, texts: list[str], vecs: Vectors,
     queries: list[str], qvecs: Vectors, embedder: Embedder, exact: list[list[int]],
     progress: Callable[[str], None],
 ) -> None:
     tag = _tag(size)
     name = f"bench-{size}"
+    where = tempfile.mkdtemp(prefix=f"chroma-bench-{tag}-")
+    client = _chroma_client(where)
     col = client.create_collection(name, configuration={"hnsw": {"space": "cosine"}},
-                                   embedding_function=None)
+                                   embedding_function=_ChromaEmbedding(embedder))
     try:
         progress(f"{tag}: chromadb add")
         step = min(BATCH, client.get_max_batch_size())
@@ -333,6 +535,9 @@ def _measure_chroma(
         seconds = time.perf_counter() - t0
         report.add(f"{tag} chromadb add, vectors precomputed", size / seconds, "memories/s",
                    note="same vectors, with documents")
+        progress(f"{tag}: chromadb open in a fresh process")
+        probe = _probe(["chroma", where, name], qvecs[0])
+        _report_open(report, tag, "chromadb", probe, size)
 
         def query(qv: Vectors) -> Any:
             return col.query(query_embeddings=qv.reshape(1, -1), n_results=10,
@@ -360,6 +565,7 @@ def _measure_chroma(
     finally:
         client.delete_collection(name)
         gc.collect()
+        shutil.rmtree(where, ignore_errors=True)
 
 
 def _blas_env() -> dict[str, str]:
@@ -389,6 +595,102 @@ def _tag(size: int) -> str:
     return f"{size // 1000}k" if size % 1000 == 0 else f"{size:,}"
 
 
+# -- the curve ------------------------------------------------------------------------
+
+#: curve column -> (report row metric after the size tag, unit); chromadb's
+#: columns sit beside engramdb's. Recall rows are query embedding excluded.
+CURVE: dict[str, str] = {
+    "engramdb ingest/s": "ingest, vectors precomputed",
+    "chromadb ingest/s": "chromadb add, vectors precomputed",
+    "engramdb open s": "engramdb open",
+    "chromadb open s": "chromadb open",
+    "engramdb process s": "engramdb process: import, open, first answer",
+    "chromadb process s": "chromadb process: import, open, first answer",
+    "engramdb RSS MiB": "engramdb RSS after open + first query",
+    "chromadb RSS MiB": "chromadb RSS after open + first query",
+    "hybrid p50 ms": "recall hybrid p50, embedding excluded",
+    "hybrid p99 ms": "recall hybrid p99, embedding excluded",
+    "vector p50 ms": "recall vector p50, embedding excluded",
+    "vector p99 ms": "recall vector p99, embedding excluded",
+    "text p50 ms": "recall text p50, embedding excluded",
+    "text p99 ms": "recall text p99, embedding excluded",
+    "chromadb query p50 ms": "chromadb query p50, embedding excluded",
+    "chromadb query p99 ms": "chromadb query p99, embedding excluded",
+    "engramdb top-10 share": "vector-only: exact top-10 returned",
+    "chromadb top-10 share": "chromadb: exact top-10 returned",
+}
+
+
+def curve(report: Report, sizes: Sequence[int]) -> list[dict[str, Any]]:
+    """One row per store size with the :data:`CURVE` columns (None: not measured)."""
+    values = {r["metric"]: r["value"] for r in report.rows}
+    return [{"size": size, **{col: values.get(f"{_tag(size)} {metric}")
+                              for col, metric in CURVE.items()}} for size in sizes]
+
+
+def curve_table(rows: list[dict[str, Any]]) -> str:
+    """The curve as a plain text table (sizes down, columns across)."""
+    cols = ["size", *CURVE]
+
+    def cell(v: Any) -> str:
+        if v is None or (isinstance(v, float) and v != v):
+            return "-"
+        if isinstance(v, float):
+            return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+        return f"{v:,}"
+
+    cells = [[cell(r[c]) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths, strict=True))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict[str, Any]], path: str, *, title: str = "") -> str | None:
+    """Draw the curve (4 panels, log x) to ``path`` as PNG; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    sizes = [r["size"] for r in rows]
+    panels = [
+        ("ingest, vectors precomputed (memories/s)",
+         [("engramdb", "engramdb ingest/s"), ("chromadb", "chromadb ingest/s")]),
+        ("open a store in a fresh process (s)",
+         [("engramdb open", "engramdb open s"), ("chromadb open", "chromadb open s"),
+          ("engramdb import+open+1st answer", "engramdb process s"),
+          ("chromadb import+open+1st answer", "chromadb process s")]),
+        ("RSS after open + first query (MiB)",
+         [("engramdb", "engramdb RSS MiB"), ("chromadb", "chromadb RSS MiB")]),
+        ("query p50, embedding excluded (ms)",
+         [("engramdb hybrid", "hybrid p50 ms"), ("engramdb vector", "vector p50 ms"),
+          ("engramdb text", "text p50 ms"), ("chromadb", "chromadb query p50 ms")]),
+    ]
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
+    for ax, (name, series) in zip(axes, panels, strict=True):
+        for label, col in series:
+            pts = [(s, r[col]) for s, r in zip(sizes, rows, strict=True)
+                   if r[col] is not None and r[col] == r[col]]
+            if pts:
+                style = "--" if label.startswith("chromadb") else "-"
+                ax.plot(*zip(*pts, strict=True), style, marker="o", label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel("memories in the store")
+        ax.set_title(name, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 # -- the run --------------------------------------------------------------------------
 
 
@@ -407,12 +709,14 @@ def run(
     embedder: Embedder | None = None,
     chroma: bool = True,
     cache: str | None = None,
+    png: str | None = None,
     progress: Callable[[str], None] = lambda _m: None,
 ) -> Report:
     """Measure; ``chroma=False`` skips the baseline (it is also skipped if not installed).
 
     ``cache``: a directory where the corpus vectors are saved (``.npy``, named by
     model and corpus) and reused by later runs, which then skip the long embedding.
+    ``png``: where to draw the curve (default: ``out`` with ``.png``).
     """
     sizes = sorted(set(sizes))
     if not sizes or sizes[0] < 100:
@@ -442,8 +746,8 @@ def run(
     else:
         report.params["vectors"] = "from cache"
     qvecs = model.embed(asked)
-    client = _chroma_client() if chroma else None
-    if client is not None:
+    client = chroma and _chroma_available()
+    if client:
         import chromadb
 
         report.params["chromadb"] = chromadb.__version__
@@ -451,12 +755,28 @@ def run(
     for size in sizes:
         exact = _exact_top(vecs[:size], qvecs)
         _measure_engram(report, size, texts, vecs, asked, qvecs, lookup, exact, progress)
-        if client is not None:
-            _measure_chroma(report, client, size, texts, vecs, asked, qvecs, model, exact,
-                            progress)
-    if client is None:
+        if client:
+            with warnings.catch_warnings():  # chromadb cannot rebuild our embedder from config
+                warnings.filterwarnings("ignore", "Could not reconstruct embedding function")
+                _measure_chroma(report, size, texts, vecs, asked, qvecs, model, exact,
+                                progress)
+    if not client:
         why = "disabled" if not chroma else f"not installed: {CHROMA_INSTALL}"
         report.params["chromadb"] = f"not run ({why})"
         report.add("chromadb baseline: not run", float("nan"), "", note=why)
+    rows = curve(report, sizes)
+    report.params["curve"] = rows
+    report.params["load_average"] = _load()
+    png = png or os.path.splitext(out)[0] + ".png"
+    drawn = plot(rows, png, title=f"engram bench recall, {model.model_id}, k=10, "
+                                  f"{os.cpu_count()} cores, load {_load()}")
+    report.params["png"] = drawn or "not drawn (matplotlib is not installed)"
     report.write(out)
     return report
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
