@@ -26,6 +26,7 @@ catches a missing memory::
     ├── StoreClosed(EngramError, RuntimeError)        code=store_closed       503
     ├── StoreUnavailable(EngramError, ConnectionError) code=store_unavailable 503
     ├── StorageError(EngramError)                     code=storage_error      500
+    │   └── StorageFull                               code=storage_full       507
     ├── NotYetApplied(EngramError, TimeoutError)      code=seq_not_applied    504
     ├── NamespaceNotServed(EngramError, LookupError)  code=namespace_not_served 421
     ├── LlmError(EngramError)                         code=llm_error          502
@@ -63,6 +64,7 @@ __all__ = [
     "StoreClosed",
     "StoreUnavailable",
     "StorageError",
+    "StorageFull",
     "NotYetApplied",
     "NamespaceNotServed",
     "LlmError",
@@ -207,6 +209,14 @@ class StorageError(EngramError):
     code = "storage_error"
     status = 500
     exit_code = 13
+
+
+class StorageFull(StorageError):
+    """The disk (or the database's size limit) has no room for the write; nothing
+    of it was stored. Free space and retry: the store itself is intact."""
+
+    code = "storage_full"
+    status = 507
 
 
 class NotYetApplied(EngramError, TimeoutError):

@@ -31,6 +31,7 @@ Every ``sqlite3`` exception is translated in :func:`_translate`, and only there.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -42,7 +43,17 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ..errors import CorruptStore, EngramError, NotFound, ReadOnly, StoreClosed, StoreLocked
+from ..errors import (
+    ConcurrencyConflict,
+    CorruptStore,
+    EngramError,
+    NotFound,
+    ReadOnly,
+    StorageError,
+    StorageFull,
+    StoreClosed,
+    StoreLocked,
+)
 from ..events import Event, Meta, Registry
 from .base import GENESIS, EventLog, RawEvent, Row, broken_link, chain_link, chain_of_raw
 
@@ -96,7 +107,14 @@ def _translate(exc: sqlite3.Error, path: str) -> EngramError:
         "malformed" in text or "not a database" in text or "disk image" in text
     ):
         return CorruptStore(f"{path} is corrupt: {text}", path=path)
-    return EngramError(f"{path}: {text}", path=path)
+    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in text:
+        return ConcurrencyConflict(
+            f"{path}: another writer committed the same seq or stream version ({text});"
+            " nothing was written", path=path)
+    if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
+        return StorageFull(f"{path}: no room for the write ({text}); nothing was written",
+                           path=path)
+    return StorageError(f"SQLite at {path}: {text}", path=path)
 
 
 def _as_bytes(value: Any) -> bytes:
@@ -362,8 +380,9 @@ class SQLiteLog(EventLog):
         try:
             os.pwrite(self._marker_fd, _marker_bytes(seq, chain), 0)
         except OSError as exc:
-            raise EngramError(f"cannot write the head marker {self.marker_path}: {exc}",
-                              path=self.marker_path) from None
+            error = StorageFull if exc.errno in (errno.ENOSPC, errno.EDQUOT) else StorageError
+            raise error(f"cannot write the head marker {self.marker_path}: {exc}",
+                        path=self.marker_path) from None
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read connection (the writer's own when writing is not ours)."""
