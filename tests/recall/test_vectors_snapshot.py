@@ -229,3 +229,13 @@ def test_foreign_graph_in_a_sound_snapshot_is_refused_and_rebuilt(
         assert index.graph_rejected  # ... its graph is not this store's
         assert index.wait_for_graph(timeout=60) and index.uses_hnsw
         assert _answers(mem) == answers
+
+
+def test_check_passes_with_a_graph_in_the_snapshot(tmp_path, small_threshold) -> None:
+    """engram check compares the live projection with a full replay: the graph's
+    bytes (insertion order, build timing) must not count, the vectors must."""
+    path = str(tmp_path / "m.engram")
+    _store(path)
+    with Memory.open(path, embedder=HashingEmbedder(dim=DIM)) as mem:
+        report = mem.check()
+        assert report.ok, report.problems

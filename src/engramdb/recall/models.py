@@ -169,6 +169,10 @@ class VectorModels:
     def snapshot(self) -> bytes:
         return self.state.projection.snapshot()
 
+    def fingerprint(self) -> bytes:
+        """What ``engram check`` compares (the snapshot minus its HNSW graph)."""
+        return self.state.projection.fingerprint()
+
     def restore(self, data: bytes) -> None:
         self.state.projection.restore(data)
 

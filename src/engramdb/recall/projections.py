@@ -546,8 +546,20 @@ class VectorProjection:
     def _named(self, hits: list[tuple[int, float]]) -> list[tuple[str, float]]:
         return [(self.docs.meta[key].node, score) for key, score in hits if key in self.docs.meta]
 
+    def fingerprint(self) -> bytes:
+        """The snapshot without its HNSW graph (``engram check`` compares it with a
+        full replay's): graph bytes depend on insertion order and build timing,
+        never on what the projection answers exactly."""
+        return hashlib.sha256(self._encode(with_graph=False)).digest()
+
     def snapshot(self) -> bytes:
-        keys, vectors, graph, removals = self.index.export_graph()
+        return self._encode(with_graph=True)
+
+    def _encode(self, *, with_graph: bool) -> bytes:
+        if with_graph:
+            keys, vectors, graph, removals = self.index.export_graph()
+        else:
+            (keys, vectors), graph, removals = self.index.export(), b"", 0
         self._flush_cold()
         cold_keys, cold_codes, cold_scales = self.cold.export_codes()  # by key: canonical
         return msgspec.msgpack.encode(_VecSnap(
