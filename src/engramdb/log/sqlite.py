@@ -47,6 +47,7 @@ from ..errors import (
     ConcurrencyConflict,
     CorruptStore,
     EngramError,
+    InvalidStorePath,
     NotFound,
     ReadOnly,
     StorageError,
@@ -201,6 +202,7 @@ class SQLiteLog(EventLog):
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._lock_fd: int | None = None
+        self._file_lock_fd: int | None = None
         self._marker_fd: int | None = None
         self.chained = True
         if not read_only:
@@ -228,19 +230,44 @@ class SQLiteLog(EventLog):
     # -- connections -------------------------------------------------------------
 
     def _take_lock(self) -> None:
-        fd = _create_private(self.path + ".lock")
+        """Lock the store's real file, whatever name it was opened by: ``<real
+        path>.lock`` (a symlink resolves to the same one) and the database file's
+        own inode (the same through a hard link, and still there if someone
+        deleted the ``.lock``). A file with several hard links is refused for
+        writing: SQLite names the WAL after the path, so writers through two
+        names would keep two logs of one file."""
+        real = os.path.realpath(self.path)
+        with contextlib.suppress(FileNotFoundError):
+            links = os.stat(real).st_nlink
+            if links > 1:
+                raise InvalidStorePath(
+                    f"{self.path} has {links} hard links: open the store by one name only"
+                    " (each name would get its own write-ahead log)", path=self.path)
+        fds: list[int] = []
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            for name in (real + ".lock", real):
+                fds.append(_create_private(name))
+                fcntl.flock(fds[-1], fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            os.close(fd)
+            for fd in fds:
+                os.close(fd)
             raise StoreLocked(
                 f"{self.path} is open for writing in another process;"
                 " open it with read_only=True or close the other one",
                 path=self.path,
             ) from None
-        self._lock_fd = fd
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        self._lock_fd, self._file_lock_fd = fds
 
     def _release_lock(self) -> None:
+        if self._file_lock_fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._file_lock_fd, fcntl.LOCK_UN)
+            os.close(self._file_lock_fd)
+            self._file_lock_fd = None
         if self._lock_fd is not None:
             with contextlib.suppress(OSError):
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
