@@ -1,5 +1,6 @@
-"""Imports point down only: errors <- extras <- events <- log <- store <- projections <-
-recall <- view <- cognition <- facade <- client <- aio <- integrations <- bench <- adapters."""
+"""Imports point down only: errors <- progress <- extras <- events <- log <- store <-
+projections <- recall <- view <- cognition <- facade <- client <- aio <- integrations <-
+bench <- adapters."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import ast
 import pathlib
 
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "engramdb"
-ORDER = ["errors", "extras", "events", "log", "store", "projections", "recall", "view",
+ORDER = ["errors", "progress", "extras", "events", "log", "store", "projections", "recall", "view",
          "cognition", "memory", "client", "aio", "integrations", "bench", "adapters"]
 
 

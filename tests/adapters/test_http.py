@@ -208,8 +208,9 @@ def test_errors_share_one_shape(env: Env) -> None:
     assert [r.json()["error"]["code"] for r in cases] == [
         "not_found", "not_found", "method_not_allowed", "invalid_request", "invalid_namespace"]
     for r in cases:
-        assert set(r.json()) == {"error"} and set(r.json()["error"]) == {"code", "message",
-                                                                          "details"}
+        assert set(r.json()) == {"error"} and set(r.json()["error"]) == {
+            "code", "message", "details", "request_id"}
+        assert r.json()["error"]["request_id"] == r.headers["x-request-id"]
 
 
 def test_no_auth_app_needs_no_token() -> None:

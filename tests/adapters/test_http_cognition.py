@@ -272,6 +272,6 @@ def test_bad_input_is_4xx_and_writes_nothing(env: Env, method: str, path: str,
     before = env.mem.seq
     r = env.call(method, f"{A}{path}", json=body)
     assert r.status_code == status, r.text
-    assert set(r.json()["error"]) == {"code", "message", "details"}
+    assert set(r.json()["error"]) == {"code", "message", "details", "request_id"}
     assert env.mem.seq == before
     assert env.call("GET", f"{A}/contexts").json() == []

@@ -161,7 +161,7 @@ def test_no_5xx_and_refusals_change_nothing(env: Env, method: str, path: str,
     assert response.status_code < 500, (request, response.text)
     if response.status_code >= 400:
         error = response.json()["error"]
-        assert set(error) == {"code", "message", "details"} and error["code"]
+        assert set(error) == {"code", "message", "details", "request_id"} and error["code"]
         assert env.mem.seq == before, (request, response.text)
     if method == "GET":
         assert env.mem.seq == before

@@ -297,13 +297,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_serve_config(*, host: str, tokens: TokenStore | None, tls: bool) -> list[str]:
+def check_serve_config(*, host: str, tokens: TokenStore | None, tls: bool,
+                       metrics_no_auth: bool = False) -> list[str]:
     """The secure default of ``engram serve`` and ``engram mcp --transport http``,
     as a rule: refuse to serve what anyone could use.
 
     With ``tokens=None`` (``--no-auth``) only a loopback address is allowed. With
-    tokens, at least one must be live. Returns warnings worth printing.
+    tokens, at least one must be live. ``metrics_no_auth`` (``/metrics`` without a
+    token) is allowed on a loopback address only. Returns warnings worth printing.
     """
+    if metrics_no_auth and not is_loopback(host):
+        raise InvalidInput(f"--metrics-no-auth serves loopback only; {host!r} is reachable"
+                           " from other machines. Scrape with a token for all namespaces:"
+                           " engram token create --all-namespaces --scope read")
     if tokens is None:
         if not is_loopback(host):
             raise InvalidInput(f"--no-auth serves loopback only; {host!r} is reachable from"

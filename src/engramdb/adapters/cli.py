@@ -113,25 +113,42 @@ def _many(values: list[str] | None) -> str | list[str] | None:
     return values[0] if values and len(values) == 1 else (values or None)
 
 
-def _embedder() -> Any:
-    """``ENGRAM_EMBEDDER``: ``default`` (all-MiniLM-L6-v2), ``hashing`` (no model) or ``none``."""
-    choice = os.environ.get("ENGRAM_EMBEDDER", "default")
-    if choice == "hashing":
-        from ..recall.embed import HashingEmbedder
+_DEFAULT: Any = object()
 
-        return HashingEmbedder()
-    if choice not in ("default", "none"):
-        raise InvalidInput(f"ENGRAM_EMBEDDER must be default, hashing or none, not {choice!r}")
-    return None if choice == "none" else "default"
+
+def _embedder() -> Any:
+    """``ENGRAM_EMBEDDER``: ``default`` (all-MiniLM-L6-v2), ``hashing`` (no model),
+    ``none``, or another model ``engram reembed`` can switch to (``e5-small-q4``)."""
+    choice = os.environ.get("ENGRAM_EMBEDDER", "default")
+    if choice in ("default", "none"):
+        return None if choice == "none" else "default"
+    return _named_embedder(choice, "ENGRAM_EMBEDDER")
+
+
+def _named_embedder(name: str, what: str) -> Any:
+    from ..recall.embedders import make_embedder
+
+    try:
+        return make_embedder(name)
+    except InvalidInput:
+        raise InvalidInput(f"{what} must be default, hashing, e5-small-q4 or none, not"
+                           f" {name!r}") from None
 
 
 @contextmanager
-def _open(store: str, namespace: str, *, read_only: bool = False) -> Iterator[Memory]:
-    mem = Memory.open(store, namespace=namespace, read_only=read_only, embedder=_embedder())
-    try:
-        yield mem
-    finally:
-        mem.close()
+def _open(store: str, namespace: str, *, read_only: bool = False,
+          embedder: Any = _DEFAULT) -> Iterator[Memory]:
+    """The store, opened (and closed) with progress bars on stderr for whatever takes
+    long meanwhile: replaying the log, a compaction, an export (see .cli_progress)."""
+    from .cli_progress import bars
+
+    with bars():
+        mem = Memory.open(store, namespace=namespace, read_only=read_only,
+                          embedder=_embedder() if embedder is _DEFAULT else embedder)
+        try:
+            yield mem
+        finally:
+            mem.close()
 
 
 def _dump(obj: Any) -> str:
@@ -505,17 +522,50 @@ def import_command(
 
 
 @app.command()
+def reembed(
+    to: Annotated[str, typer.Option(
+        "--to", help="The new model: default, hashing or e5-small-q4 (its extra installed).")],
+    batch: Annotated[int, typer.Option(help="Texts per embed call and commit.")] = 256,
+    store: StoreOpt = "memory.engram",
+    as_json: JsonOpt = False,
+) -> None:
+    """Switch the whole store to another embedding model, by replay (recall keeps
+    answering with the old one until the switch). Afterwards open it with
+    ENGRAM_EMBEDDER set to the new model."""
+    from .cli_progress import bars
+
+    target = "default" if to == "default" else _named_embedder(to, "--to")
+    if target == "default":
+        from ..recall.embed import default_embedder
+
+        target = default_embedder()
+    with _open(store, "default") as mem, bars() as drawer:
+        report = mem.reembed(target, batch=batch, progress=drawer.callback("reembed"))
+        drawer.finish("reembed")
+    if as_json:
+        console.print_json(_dump(report))
+    else:
+        console.print(f"{report.model} is active from seq {report.activated_seq}:"
+                      f" {report.embedded} embedded, {report.reused} reused,"
+                      f" {report.skipped} empty ({report.seconds:.1f}s); open the store with"
+                      f" ENGRAM_EMBEDDER={escape(to)} from now on")
+
+
+@app.command()
 def check(store: StoreOpt = "memory.engram", as_json: JsonOpt = False) -> None:
     """Verify the store: log integrity, projections and snapshots against a full replay."""
     from .cli_io import report_check, run_check
+    from .cli_progress import bars
 
-    try:
-        mem = Memory.open(store, read_only=True, embedder=_embedder())
-    except CorruptStore as exc:  # too damaged to open: check the log alone
-        report_check(Memory.check_file(store, opening=exc.message), console, as_json=as_json)
-        return
-    with mem:
-        run_check(mem, console, as_json=as_json)
+    with bars():
+        try:
+            mem = Memory.open(store, read_only=True, embedder=_embedder())
+        except CorruptStore as exc:  # too damaged to open: check the log alone
+            report = Memory.check_file(store, opening=exc.message)
+            report_check(report, console, as_json=as_json)
+            return
+        with mem:
+            run_check(mem, console, as_json=as_json)
 
 
 @app.command("mcp")
@@ -754,7 +804,14 @@ def serve(
     embedder: Annotated[str, typer.Option(
         help="default (all-MiniLM-L6-v2), hashing (no model) or none (BM25 only).")] = "default",
     max_body: Annotated[int, typer.Option(help="Largest request body, in bytes.")] = 2 << 20,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[str, typer.Option(help="Log level (debug, info, warning...).")]
+    = "info",
+    log_json: Annotated[bool, typer.Option(
+        "--log-json", help="Log JSON lines to stderr (one per request, with its id).")]
+    = False,
+    metrics_no_auth: Annotated[bool, typer.Option(
+        "--metrics-no-auth", help="Serve /metrics without a token (loopback only).")]
+    = False,
     ssl_certfile: Annotated[str | None, typer.Option(help="TLS certificate (PEM).")] = None,
     ssl_keyfile: Annotated[str | None, typer.Option(help="TLS private key (PEM).")] = None,
     consolidate_every: Annotated[float | None, typer.Option(
@@ -775,7 +832,8 @@ def serve(
     from .http import serve as run_server
 
     tokens = None if no_auth else TokenStore(_tokens_path(store, tokens_file))
-    for warning in check_serve_config(host=host, tokens=tokens, tls=ssl_certfile is not None):
+    for warning in check_serve_config(host=host, tokens=tokens, tls=ssl_certfile is not None,
+                                      metrics_no_auth=metrics_no_auth):
         Console(stderr=True).print(f"[bold red]WARNING[/bold red] {escape(warning)}")
     choice = {"default": "default", "none": None}.get(embedder, embedder)
     if choice == "hashing":
@@ -787,13 +845,21 @@ def serve(
     if consolidate_every is not None and (read_only or consolidate_every <= 0):
         raise typer.BadParameter("needs a positive number of seconds and a writable store",
                                  param_hint="--consolidate-every")
-    with Memory.open(store, read_only=read_only, embedder=choice, record_reads=record_reads,
-                     namespaces=namespaces, shard=shard,
-                     snapshot_dir=snapshots) as mem:  # closing flushes the reads
+    from ..progress import watch
+    from .cli_progress import bars
+    from .http_obs import TaskRecorder
+
+    tasks = TaskRecorder()  # /metrics reports what the open replayed
+    with bars(), watch(tasks):  # a large store's replay on open, drawn on stderr
+        opened = Memory.open(store, read_only=read_only, embedder=choice,
+                             record_reads=record_reads, namespaces=namespaces, shard=shard,
+                             snapshot_dir=snapshots)
+    with opened as mem:  # closing flushes the reads
         if consolidate_every is not None:  # stopped when the store closes
             mem.start_consolidation(consolidate_every, all_namespaces=True)
         run_server(mem, tokens=tokens, host=host, port=port, max_body=max_body,
-                   log_level=log_level, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+                   log_level=log_level, log_json=log_json, ssl_certfile=ssl_certfile,
+                   ssl_keyfile=ssl_keyfile, metrics_no_auth=metrics_no_auth, tasks=tasks)
 
 
 @app.command("ui")
@@ -822,7 +888,11 @@ def ui_command(
 
             store, namespace = os.path.join(tmp, "demo.engram"), "demo"
             run_demo(Console(file=io.StringIO()), store=store, quiet=True)
-        with Memory.open(store, embedder=_embedder()) as mem:
+        from .cli_progress import bars
+
+        with bars():
+            opened = Memory.open(store, embedder=_embedder())
+        with opened as mem:
             mem.configure_working()  # recall with an agent shows what prefetch expects next
             run_local(mem, namespace=namespace, port=port, log_level=log_level,
                       open_browser=open_browser,

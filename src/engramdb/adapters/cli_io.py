@@ -11,12 +11,13 @@ from typing import Any
 import msgspec
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..errors import CorruptStore
 from ..memory import Memory
+from ..progress import Step
 from ..store import CheckReport
+from .cli_progress import bars
 from .ingest import ingest_file
 from .wire import plain
 
@@ -88,15 +89,17 @@ def payload_summary(event: Any) -> str:
 
 def run_ingest(mem: Memory, console: Console, path: str, *, fmt: str | None,
                domain: str | None, as_json: bool, quiet: bool) -> None:
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[memories]} memories"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True, disable=quiet or as_json) as bar:
-        task = bar.add_task(f"ingesting {escape(path)}", total=None, memories=0)
-        summary = ingest_file(
-            mem, path, fmt=fmt, domain=domain,
-            progress=lambda done, total, n: bar.update(task, completed=done, total=total,
-                                                       memories=n),
-        )
+    """Ingest with a progress bar on stderr (see .cli_progress), then a summary."""
+    with bars(quiet=quiet) as drawer:
+
+        def progress(done: int, total: int, memories: int) -> None:
+            drawer.set_field("ingest", memories=memories)
+            drawer(Step("ingest", done, total))
+
+        try:
+            summary = ingest_file(mem, path, fmt=fmt, domain=domain, progress=progress)
+        finally:
+            drawer.finish("ingest")
     row = {"file": path, "format": summary.format, "memories": summary.memories,
            "sessions": summary.sessions, "commits": summary.commits,
            "seconds": round(summary.seconds, 3), "rate_per_s": round(summary.rate, 1),

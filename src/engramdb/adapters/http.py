@@ -2,10 +2,11 @@
 
 Every route lives under ``/v1/namespaces/{namespace}/`` and calls one facade
 method on ``memory.namespaced(namespace)``, except the store-wide ``/v1/admin/``
-routes (compact, check: a write token for all namespaces) and ``/healthz`` and
-``/readyz`` (no token). What happens to a request, in order:
+routes (compact, check: a write token for all namespaces), ``/metrics`` (a token
+for all namespaces, read scope enough) and ``/healthz`` and ``/readyz`` (no token).
+What happens to a request, in order:
 
-1. **size** — :class:`BodyLimit` (outermost ASGI middleware) answers 413
+1. **size** — :class:`BodyLimit` (the outermost middleware but for ``Observe``) answers 413
    ``payload_too_large`` from ``Content-Length`` or from the bytes counted while
    reading, before anything parses the body;
 2. **auth** — the route's handler checks the bearer token (401 ``unauthorized``
@@ -19,10 +20,11 @@ routes (compact, check: a write token for all namespaces) and ``/healthz`` and
 5. **the facade** — whose :class:`~engramdb.EngramError` maps to its own status
    and code through :func:`engramdb.errors.error_info`.
 
-Every error body is ``{"error": {"code", "message", "details"}}``, produced by
-:func:`_on_error`, the one exception handler. Nothing is written unless all five
-steps pass. Endpoints are plain functions, run on a thread pool, so readers are
-served while a write commits.
+Every error body is ``{"error": {"code", "message", "details", "request_id"}}``,
+produced by :func:`_on_error`, the one exception handler. :class:`~.http_obs.Observe`
+(outside everything) gives each request its id, times it for ``/metrics`` and logs
+it. Nothing is written unless all five steps pass. Endpoints are plain functions,
+run on a thread pool, so readers are served while a write commits.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads endpoint annotations at runtime.
@@ -36,7 +38,7 @@ from typing import Annotated, Any
 import msgspec
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException
@@ -45,6 +47,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import EngramError, Forbidden, InvalidInput, InvalidQuery, error_info
 from ..events.model import INT64_MAX, INT64_MIN
 from ..memory import Memory
+from ..progress import watch
 from ..view import parse_seq
 from .auth import (
     ALL_NAMESPACES,
@@ -81,6 +84,7 @@ from .http_models import (
     StatusOut,
     UpdateRequest,
 )
+from .http_obs import Metrics, Observe, TaskRecorder, log_config, request_id_of
 from .lifecycle import serve_uvicorn
 from .wire import event_out, node_out, plain
 
@@ -95,16 +99,23 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
 
 
 def create_app(
-    memory: Memory, *, tokens: TokenStore | None, max_body: int = DEFAULT_MAX_BODY
+    memory: Memory, *, tokens: TokenStore | None, max_body: int = DEFAULT_MAX_BODY,
+    metrics_no_auth: bool = False, tasks: TaskRecorder | None = None,
 ) -> FastAPI:
     """The ASGI app serving ``memory``. ``tokens=None`` turns authentication off:
-    pass it only for a server nobody else can reach (``engram serve --no-auth``)."""
+    pass it only for a server nobody else can reach (``engram serve --no-auth``).
+    ``metrics_no_auth`` serves ``/metrics`` without a token (check the address is
+    loopback first: :func:`check_serve_config`); ``tasks`` already holds what the
+    store's open replayed (see :mod:`.http_obs`)."""
     if not (isinstance(max_body, int) and max_body > 0):
         raise InvalidInput("max_body must be a positive number of bytes")
+    metrics = Metrics(tasks)
+    metrics.follow(memory)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        with watch(metrics.tasks):  # rebuilds and checks while serving
+            yield
         app.state.ready = False  # shutting down: stop taking traffic
         app.state.facades.close()
 
@@ -115,9 +126,11 @@ def create_app(
     )
     app.state.memory, app.state.tokens, app.state.ready = memory, tokens, True
     app.state.facades = _Facades(memory)
+    app.state.metrics, app.state.metrics_no_auth = metrics, metrics_no_auth
     for exc_type in (EngramError, HTTPException, RequestValidationError, Exception):
         app.add_exception_handler(exc_type, _on_error)
     app.add_middleware(BodyLimit, max_body=max_body)
+    app.add_middleware(Observe, metrics=metrics)  # outermost: ids and timing for all
     security = [Depends(_BEARER)] if tokens is not None else []
     prefix = "/v1/namespaces/{namespace}"
     from .http_cognition import reads, writes  # its routes build on this module's pieces
@@ -153,26 +166,34 @@ class _HTTPError(HTTPException):
 
 
 def _error(status: int, code: str, message: str, details: dict[str, Any] | None = None,
-           headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "details": details or {}}}
-    return _AsciiJSON(body, status_code=status, headers=headers)
+           headers: dict[str, str] | None = None, *, scope: Scope | None = None
+           ) -> JSONResponse:
+    """An error response; with the request's ``scope``, its id in body and header."""
+    body: dict[str, Any] = {"code": code, "message": message, "details": details or {}}
+    rid = None if scope is None else request_id_of(scope)
+    if rid is not None:
+        body["request_id"] = rid
+        headers = {**(headers or {}), "X-Request-Id": rid}
+    return _AsciiJSON({"error": body}, status_code=status, headers=headers)
 
 
 async def _on_error(request: Request, exc: Exception) -> Response:
     """The one place an exception becomes an HTTP error response."""
+    scope = request.scope
     if isinstance(exc, RequestValidationError):
         problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""),
                      "type": e.get("type", "")} for e in exc.errors()][:50]
         if any(p["type"] == "json_invalid" for p in problems):
-            return _error(400, "malformed_json", "the body is not valid JSON")
+            return _error(400, "malformed_json", "the body is not valid JSON", scope=scope)
         return _error(422, "invalid_request", "the request does not match the API schema",
-                      {"errors": problems})
+                      {"errors": problems}, scope=scope)
     if isinstance(exc, HTTPException):
         code = getattr(exc, "code", None) or _HTTP_CODES.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        return _error(exc.status_code, code, str(exc.detail), headers=exc.headers,
+                      scope=scope)
     info = error_info(exc)
     return _error(info["status"], info["code"], info["message"], info["details"],
-                  auth_headers(exc))
+                  auth_headers(exc), scope=scope)
 
 
 # -- the request pipeline: size, auth, syntax --------------------------------------
@@ -194,7 +215,8 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or len(declared) > 18):
-            await _error(400, "bad_request", "invalid Content-Length")(scope, receive, send)
+            await _error(400, "bad_request", "invalid Content-Length", scope=scope)(
+                scope, receive, send)
             return
         if declared is not None and int(declared) > self.max_body:
             await self._too_large(scope, receive, send)
@@ -225,7 +247,8 @@ class BodyLimit:
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = _error(413, "payload_too_large",
                           f"the body exceeds the server's limit of {self.max_body} bytes",
-                          {"max_bytes": self.max_body}, headers={"Connection": "close"})
+                          {"max_bytes": self.max_body}, headers={"Connection": "close"},
+                          scope=scope)
         await response(scope, receive, send)
 
 
@@ -367,6 +390,23 @@ def readyz(request: Request) -> dict[str, Any]:
         raise _HTTPError(503, "not_ready", "the server is shutting down")
     mem: Memory = request.app.state.memory
     return {"status": "ready", "seq": mem.seq}
+
+
+@_health.get("/metrics", summary="Prometheus metrics (store-wide: a token for all"
+             " namespaces, read scope enough)", response_class=PlainTextResponse,
+             responses={200: {"content": {"text/plain": {}}}, 401: {"model": ErrorBody},
+                        403: {"model": ErrorBody}})
+def metrics(request: Request) -> Response:
+    """Requests and latency by route template, events appended, projection lag,
+    long tasks' progress; no label names a namespace (see :mod:`.http_obs`)."""
+    tokens: TokenStore | None = request.app.state.tokens
+    if tokens is not None and not request.app.state.metrics_no_auth:
+        grant = bearer_grant(tokens, request.headers.get("authorization"))
+        if grant.namespaces != ALL_NAMESPACES:
+            raise Forbidden("metrics are store-wide: they need a token for all namespaces"
+                            " (read scope is enough)", token_id=grant.id)
+    text = request.app.state.metrics.render(request.app.state.memory)
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 # -- reads --------------------------------------------------------------------------
@@ -678,8 +718,11 @@ def serve(
     port: int = 8765,
     max_body: int = DEFAULT_MAX_BODY,
     log_level: str = "info",
+    log_json: bool = False,
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
+    metrics_no_auth: bool = False,
+    tasks: TaskRecorder | None = None,
 ) -> None:
     """Serve ``memory`` with uvicorn until SIGINT (Ctrl-C) or SIGTERM: open requests
     drain, then this returns, so the caller's ``with Memory.open(...)`` closes the
@@ -687,6 +730,9 @@ def serve(
 
     Call :func:`check_serve_config` first; the caller still owns (and closes) ``memory``.
     """
-    app = create_app(memory, tokens=tokens, max_body=max_body)
+    app = create_app(memory, tokens=tokens, max_body=max_body,
+                     metrics_no_auth=metrics_no_auth, tasks=tasks)
     serve_uvicorn(app, host=host, port=port, log_level=log_level, ws="none", lifespan="on",
-                  server_header=False, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+                  server_header=False, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+                  log_config=log_config(json_lines=log_json, level=log_level),
+                  access_log=False)

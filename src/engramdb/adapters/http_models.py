@@ -528,6 +528,8 @@ class ErrorDetail(BaseModel):
     code: str
     message: str
     details: dict[str, Any] = Field(default_factory=dict)
+    request_id: str | None = Field(None, description="The request's X-Request-Id, also in"
+                                   " the response header and the server's log line.")
 
 
 class ErrorBody(BaseModel):

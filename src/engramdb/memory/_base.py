@@ -30,6 +30,7 @@ from ..events import (
 from ..events.types import (
     check_memory_id,
 )
+from ..progress import track
 from ..projections import Node
 from ..recall.engine import RecallWeights
 from ..recall.index import IndexProjection
@@ -200,7 +201,8 @@ class FacadeBase(Reader):
 
     def _erasure(self) -> Erasure:
         """What compaction erases of forgotten memories (see :mod:`._forget`)."""
-        return erasure(self._store.log.read(upto=self._store.head))
+        head = self._store.head
+        return erasure(track("scan", self._store.log.read(upto=head), total=head))
 
     def _nodes_get(self, node_id: str, seq: int) -> Node:
         node = self._nodes.get(node_id, seq)

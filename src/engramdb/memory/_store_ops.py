@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidQuery, ReadOnly
+from ..progress import track
 from ..projections import core_projections
 from ..recall.index import IndexProjection
 from ..recall.models import ReembedReport
@@ -57,7 +58,7 @@ class StoreOps(FacadeBase):
         head = self._store.head
         log = self._store.log
         with log.unverified() if allow_damaged else contextlib.nullcontext():
-            raw = log.read_raw(upto=head)
+            raw = track("export", log.read_raw(upto=head), total=head)
             if not include_forgotten:
                 plan = self._erasure()
                 raw = log.redact_raw(raw, set(plan.seqs), plan.renames)
@@ -71,7 +72,7 @@ class StoreOps(FacadeBase):
 
         if getattr(self._store.log, "read_only", False):
             raise ReadOnly("this store is open read-only")
-        return self._store.import_events(read_events(path))
+        return self._store.import_events(track("import", read_events(path), total=None))
 
     def check(self) -> CheckReport:
         """Verify the store: the log's integrity and hash chain, every projection

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..progress import stage, track
 from .snapshots import SnapshotMismatch
 
 if TYPE_CHECKING:
@@ -121,7 +122,8 @@ def _check_log(store: EventStore, limit: int) -> list[Finding]:
 
 
 def _log_findings(log: EventLog, head: int, limit: int) -> list[Finding]:
-    problems = log.verify(limit=limit)
+    with stage("verify"):
+        problems = log.verify(limit=limit)
     found: list[Finding] = []
     if not getattr(log, "chained", True):
         found.append(Finding("log", "hash chain", True,
@@ -154,7 +156,8 @@ def _replay(
         if p is None
     }
     try:
-        for event in store.accepted(store.log.read(after=after, upto=head)):
+        read = track("check", store.log.read(after=after, upto=head), total=head - after)
+        for event in store.accepted(read):
             for name, proj in list(todo.items()):
                 try:
                     proj.process(event)

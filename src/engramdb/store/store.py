@@ -23,6 +23,7 @@ from typing import Protocol, runtime_checkable
 from ..errors import ConcurrencyConflict, EngramError, InvalidInput
 from ..events import Draft, Event
 from ..log import EventLog, Prepared, RawEvent
+from ..progress import stage, track
 from .check import CheckReport, FreshProjection, check_store
 from .shards import Shard
 from .snapshots import SnapshotFiles
@@ -125,12 +126,16 @@ class EventStore:
             for name in names:
                 if name in self._projections or names.count(name) > 1:
                     raise InvalidInput(f"a projection named {name!r} is already registered")
-            starts = [self._restore(p) for p in projections]
+            with stage("restore"):  # snapshot files
+                starts = [self._restore(p) for p in projections]
             # a missing, rejected or stale snapshot is rewritten at the next close
             self._snapshotted_at = min(self._snapshotted_at, *starts)
             if projections:
                 pairs = list(zip(starts, projections, strict=True))
-                for event in self.accepted(self.log.read(after=min(starts), upto=self._head)):
+                after = min(starts)
+                read = track("replay", self.log.read(after=after, upto=self._head),
+                             total=self._head - after)
+                for event in self.accepted(read):
                     seq = event.seq
                     for start, proj in pairs:
                         if seq > start:
@@ -203,7 +208,8 @@ class EventStore:
     def _replay_all(self) -> None:
         for proj in self._projections.values():
             proj.reset()
-        for event in self.accepted(self.log.read(upto=self._head)):
+        read = track("rebuild", self.log.read(upto=self._head), total=self._head)
+        for event in self.accepted(read):
             for proj in self._projections.values():
                 proj.process(event)
 
@@ -284,11 +290,13 @@ class EventStore:
         """Redact events ``seqs`` (and rename the streams of ``renames``, in the same
         transaction) for good: new epoch, rebuilt projections, purged files."""
         with self._commit_lock:
-            count = self.log.redact(seqs, renames=renames)  # and bumps the epoch: one transaction
+            with stage("redact"):  # and bumps the epoch: one transaction
+                count = self.log.redact(seqs, renames=renames)
             if self.snapshots is not None:
                 self.snapshots.remove_all()
             self._rebuild_locked()
-            self.log.purge()
+            with stage("purge"):
+                self.log.purge()
             if self.snapshots is not None:
                 self._snapshot_locked()
             return count
