@@ -103,7 +103,9 @@ def test_bench_without_its_dataset_says_where_to_get_it(
         assert "Traceback" not in err
 
 
-def test_a_second_engram_mcp_on_a_locked_store_tells_the_client(tmp_path: Path) -> None:
+def test_an_engram_mcp_on_a_locked_store_tells_the_client(tmp_path: Path) -> None:
+    """A store held exclusively (a compaction, an import) when ``engram mcp``
+    starts: the server still serves its tools, and each answers store_locked."""
     path = str(tmp_path / "locked.engram")
     engram = pathlib.Path(sys.executable).parent / "engram"
     params = StdioServerParameters(command=str(engram), args=["mcp", "--store", path],
@@ -120,7 +122,8 @@ def test_a_second_engram_mcp_on_a_locked_store_tells_the_client(tmp_path: Path) 
                 seen[tool] = json.loads(result.content[0].text)  # type: ignore[union-attr]
 
     with Memory.open(path, embedder=None) as first, \
-            open(tmp_path / "stderr.txt", "w+") as errlog:  # the first writer holds the lock
+            first.store.log.exclusive("compact"), \
+            open(tmp_path / "stderr.txt", "w+") as errlog:
         anyio.run(body, errlog)
         assert first.seq == 0
         errlog.seek(0)
@@ -128,5 +131,40 @@ def test_a_second_engram_mcp_on_a_locked_store_tells_the_client(tmp_path: Path) 
     assert {"remember", "recall", "get"} <= seen["tools"]
     for tool in ("remember", "recall"):
         assert seen[tool]["error"]["code"] == "store_locked", seen
-        assert "another process" in seen[tool]["error"]["message"]
+        assert f"process {os.getpid()}" in seen[tool]["error"]["message"], seen
     assert "store_locked" in logged
+
+
+def test_two_engram_mcp_servers_on_one_store_both_take_writes(tmp_path: Path) -> None:
+    """Fails on old main (the second got store_locked): two ``engram mcp`` processes
+    on one store both remember, and each reads the other's memory (min_seq)."""
+    path = str(tmp_path / "shared.engram")
+    engram = pathlib.Path(sys.executable).parent / "engram"
+    params = StdioServerParameters(command=str(engram), args=["mcp", "--store", path],
+                                   cwd=str(tmp_path),
+                                   env={**os.environ, "ENGRAM_EMBEDDER": "hashing"})
+    seen: dict[str, Any] = {}
+
+    async def body() -> None:
+        async with Client(stdio_client(params)) as one, Client(stdio_client(params)) as two:
+            a = (await one.call_tool("remember", {"text": "Maya lives in Lisbon"}))
+            b = (await two.call_tool("remember", {"text": "Omar lives in Porto"}))
+            seen["a"], seen["b"] = a.structured_content, b.structured_content
+            for name, client, other in (("one", one, seen["b"]), ("two", two, seen["a"])):
+                got = await client.call_tool("get", {"id": other["id"],
+                                                     "min_seq": other["seq"]})
+                seen[name] = got.structured_content
+                hits = await client.call_tool("recall", {"query": "who lives where",
+                                                         "min_seq": max(seen["a"]["seq"],
+                                                                        seen["b"]["seq"])})
+                seen[name + "_hits"] = {h["id"] for h in hits.structured_content["hits"]}
+
+    anyio.run(body)
+    assert seen["one"]["text"] == "Omar lives in Porto"
+    assert seen["two"]["text"] == "Maya lives in Lisbon"
+    assert seen["a"]["seq"] != seen["b"]["seq"]
+    for name in ("one", "two"):
+        assert {seen["a"]["id"], seen["b"]["id"]} <= seen[name + "_hits"], seen
+    with Memory.open(path, embedder=None, read_only=True) as mem:
+        assert sorted(n.text for n in mem.list()) == ["Maya lives in Lisbon",
+                                                      "Omar lives in Porto"]

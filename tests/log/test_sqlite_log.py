@@ -128,30 +128,59 @@ class TestSQLiteLog(LogContract):
         [second] = log.append([created("b")])
         assert second.recorded_at >= first.recorded_at
 
-    # -- one writer process --------------------------------------------------------
+    # -- several writers on one file ----------------------------------------------
 
-    def test_second_writer_is_locked_out_until_the_first_closes(
-        self, make_log: MakeLog, tmp_path: Path
-    ) -> None:
+    def test_two_writers_share_one_file(self, make_log: MakeLog) -> None:
+        """Fails on old main (the second open was StoreLocked): both take writes,
+        seqs stay dense, versions and chain continue across them."""
         first = make_log()
         first.append([created("a")])
-        with pytest.raises(StoreLocked) as info:
-            make_log()
-        assert info.value.code == "store_locked"
+        second = make_log()
+        b, a2 = second.append([created("b"), updated("a", "by second", expected_version=1)])
+        assert (b.seq, a2.seq, a2.version) == (2, 3, 2)
+        # the first sees the second's version of "a": a stale expectation conflicts
+        with pytest.raises(ConcurrencyConflict) as info:
+            first.append([updated("a", "stale", expected_version=1)])
+        assert info.value.code == "version_conflict"
+        [c] = first.append([updated("a", "fresh", expected_version=2)])
+        assert (c.seq, c.version) == (4, 3)
+        assert first.refresh() == second.refresh() == 4
+        assert list(first.read()) == list(second.read())
+        assert first.verify() == [] and second.verify() == []
+        first.close()
+        second.close()
+        again = make_log()
+        assert again.head() == 4  # the head marker went forward only
+
+    def test_wait_sees_another_writers_commit(self, make_log: MakeLog) -> None:
+        first, second = make_log(), make_log()
+        assert first.wait(0, 0.05) == 0
+        done = threading.Timer(0.1, lambda: second.append([created("x")]))
+        done.start()
+        assert first.wait(0, 30) == 1
+        done.join()
+        first.interrupt_wait()
+        assert first.wait(1, 30) == 1  # interrupted: returns at once
+        first.close()
+        second.close()
+
+    def test_compaction_needs_the_file_to_itself(self, make_log: MakeLog) -> None:
+        first, second = make_log(), make_log(read_only=True)
+        with pytest.raises(StoreLocked) as info, first.exclusive("compact"):
+            pass
+        assert "compact needs" in info.value.message and "also has it open" in info.value.message
         assert isinstance(info.value, BlockingIOError)
-        # the first writer is undisturbed
-        first.append([created("b")])
+        first.append([created("a")])  # the shared hold came back
+        second.close()
+        with first.exclusive("compact"):
+            first.append([created("b")])
         assert first.head() == 2
         first.close()
-        second = make_log()
-        assert second.head() == 2
-        second.append([created("c")])
-        assert [e.stream for e in second.read()] == ["a", "b", "c"]
 
     def test_read_only_sees_the_writers_commits(self, make_log: MakeLog) -> None:
         writer = make_log()
         writer.append([created("a", "one")])
-        reader = make_log(read_only=True)  # takes no lock
+        reader = make_log(read_only=True)
         assert reader.head() == 1
         assert [e.payload.text for e in reader.read()] == ["one"]
         writer.append([created("b", "two"), updated("a", "three")])

@@ -36,11 +36,12 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -361,10 +362,25 @@ class _Facades:
             mem.close()
 
 
-async def _memory(request: Request, namespace: str) -> Memory:
-    """The facade, scoped to the path's namespace."""
+_MIN_SEQ = ("Read your writes: first wait (bounded) until this server has applied this"
+            " seq, the seq a write answered with on any server of the same log; else 504"
+            " seq_not_applied with the seq it is at.")
+
+
+async def _memory(
+    request: Request, namespace: str,
+    min_seq: Annotated[int | None, Query(ge=0, le=INT64_MAX, description=_MIN_SEQ)] = None,
+    x_engram_min_seq: Annotated[int | None, Header(ge=0, le=INT64_MAX,
+                                                   description=_MIN_SEQ)] = None,
+) -> Memory:
+    """The facade, scoped to the path's namespace, once it has applied ``min_seq``
+    (query parameter or ``X-Engram-Min-Seq`` header; the larger if both)."""
     facades: _Facades = request.app.state.facades
-    return facades.get(namespace)
+    mem = facades.get(namespace)
+    wanted = max((s for s in (min_seq, x_engram_min_seq) if s is not None), default=None)
+    if wanted is not None and wanted > mem.seq:
+        await run_in_threadpool(mem.wait_for, wanted)
+    return mem
 
 
 Mem = Annotated[Memory, Depends(_memory)]

@@ -89,6 +89,10 @@ OptionalWhen = Annotated[
                       "'2026-03-01' or a sequence number ('seq'). Omit for now."),
 ]
 K = Annotated[int, Field(description="How many memories to return (1-1000).")]
+MinSeq = Annotated[int | None, Field(
+    description="Read your writes: the seq a write answered with (here or in another "
+                "process on the same store); waits until it is applied, else the error "
+                "seq_not_applied with the seq reached.")]
 WithIndex = Annotated[
     bool,
     Field(description="Also return the compressed index (domains, entities, cross-links) "
@@ -333,6 +337,7 @@ def _tools(scope: _Scope, agent: str | None) -> list[tuple[Callable[..., RESULT]
                                                                 "before this time.")] = None,
         min_score: Annotated[float | None, Field(description="Drop hits scoring below "
                                                              "this.")] = None,
+        min_seq: MinSeq = None,
         namespace: Namespace = None,
     ) -> RESULT:
         """Find the memories most relevant to a question (hybrid: meaning + keywords +
@@ -342,6 +347,8 @@ def _tools(scope: _Scope, agent: str | None) -> list[tuple[Callable[..., RESULT]
         earlier. Each hit has its id, text, score, the signals that found it and its
         provenance (when it was recorded, by which agent, from which source/session)."""
         mem = scope(namespace)
+        if min_seq is not None:
+            mem.wait_for(min_seq)
         seq = mem.seq
         # A present recall (no as_of) under the server's agent: the top hits feed that
         # agent's working tier and prefetch when the working tier is on.
@@ -370,11 +377,14 @@ def _tools(scope: _Scope, agent: str | None) -> list[tuple[Callable[..., RESULT]
         hits = mem.recall(query, k=k, as_of=seq, with_index=with_index)
         return _hits(mem, hits, seq, with_index=with_index)
 
-    def get(id: MemoryId, as_of: OptionalWhen = None, namespace: Namespace = None) -> RESULT:
+    def get(id: MemoryId, as_of: OptionalWhen = None, min_seq: MinSeq = None,
+            namespace: Namespace = None) -> RESULT:
         """Read one memory by id: its current text, name, domain, attributes, version
         and times, or, with `as_of`, the version that was current then
         (e.g. as_of='2026-03-01')."""
         mem = scope(namespace)
+        if min_seq is not None:
+            mem.wait_for(min_seq)
         reader = mem if as_of is None else mem.as_of(as_of)
         return _node(reader.get(id))
 
@@ -461,13 +471,14 @@ def _tools(scope: _Scope, agent: str | None) -> list[tuple[Callable[..., RESULT]
         limit: Annotated[int, Field(description="Page size (1-1000).")] = 50,
         cursor: Annotated[str | None, Field(description="next_cursor of the previous "
                                                         "page.")] = None,
+        min_seq: MinSeq = None,
         namespace: Namespace = None,
     ) -> RESULT:
         """List memories, newest first, filtered (no query needed): e.g. everything
         about one user. Pages are stable: pass next_cursor back for the next one."""
         page = scope(namespace).list(filters=filters, user_id=user_id, agent_id=agent_id,
                                      run_id=run_id, domains=domains, current=current,
-                                     limit=limit, cursor=cursor)
+                                     limit=limit, cursor=cursor, min_seq=min_seq)
         return {"items": [_node(n) for n in page], "seq": page.seq,
                 "next_cursor": page.cursor}
 

@@ -281,6 +281,17 @@ class EventLog(ABC):
         return :meth:`refresh`."""
         return self.refresh()
 
+    def interrupt_wait(self) -> None:  # noqa: B027 - optional hook
+        """Make a :meth:`wait` in another thread return soon (the store calls it
+        when it stops following, before closing the log)."""
+
+    @contextlib.contextmanager
+    def exclusive(self, what: str) -> Iterator[None]:
+        """Hold the log to this process alone while ``what`` (compaction, import)
+        runs; :class:`StoreLocked` if another process has it open. A log no other
+        process can open has nothing to exclude."""
+        yield
+
     def append_groups(self, groups: Sequence[Sequence[Prepared]]) -> list[GroupResult]:
         """Commit every group that passes its version checks, in one transaction."""
         with self.writing():

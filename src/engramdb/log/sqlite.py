@@ -1,8 +1,19 @@
 """The embedded default backend: one SQLite file in WAL mode.
 
-* One writer process: opening for write takes an exclusive ``flock`` on
-  ``<path>.lock``; a second writer gets :class:`StoreLocked` instead of racing
-  the first (read-only opens take no lock).
+* Several writer processes at once: every write runs in one ``BEGIN IMMEDIATE``
+  transaction (SQLite's own cross-process write lock, waited for up to the busy
+  timeout) that first reads the file's real head, so seqs stay dense and
+  version checks see every process's writes (see :meth:`EventLog.writing`).
+  :meth:`SQLiteLog.wait` lets followers notice other processes' commits by
+  polling ``PRAGMA data_version`` (a read of shared memory, no I/O).
+* Every open (read-only too) holds a shared ``flock`` on the database file
+  itself (its inode: the same through a symlink or a hard link, and nothing to
+  delete beside it); what needs the store to itself (compaction, import) takes
+  it exclusively and otherwise gets :class:`StoreLocked` naming the processes
+  that hold it. A symlink is resolved, so every process uses the same ``-wal``
+  and ``-shm``; a file with several hard links is refused for writing (SQLite
+  names its write-ahead log after the path, so writers through two names would
+  each keep their own and corrupt the file).
 * One write connection, used under the log's write lock; every reader thread
   gets its own connection, so reads see a committed snapshot and never wait.
 * Durability (``PRAGMA synchronous``): ``full`` syncs the WAL on every commit
@@ -15,12 +26,13 @@
   read checks it, so a damaged event raises :class:`CorruptStore` instead of
   being returned. Opening checks the last :data:`TAIL_CHECK` events.
 * ``<path>.head`` (the head marker) holds the last committed seq and its chain
-  value, rewritten after every commit. SQLite silently drops every commit after
+  value, rewritten after every commit (by whichever process committed; it only
+  moves forward). SQLite silently drops every commit after
   a damaged or cut WAL frame; a log that ends before the marker lost those
   commits, and opening it raises :class:`CorruptStore` instead of carrying on
   without them (an older copy restored on purpose: delete the marker first).
 * Files are created owner-only: the database (and so SQLite's ``-wal`` and
-  ``-shm``, which take its mode), the lock and the head marker are 0600.
+  ``-shm``, which take its mode) and the head marker are 0600.
 * A store written before the chain existed (format 1) gets it computed once,
   in one transaction, when it is first opened for writing; opened read-only it
   is read unchecked and ``chained`` is False (``check`` says so).
@@ -38,6 +50,7 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -63,6 +76,9 @@ __all__ = ["SQLiteLog", "DURABILITY"]
 DURABILITY = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 FORMAT_VERSION = 2  # 2: the hash chain column
 TAIL_CHECK = 1000  # events whose chain opening checks
+BUSY_TIMEOUT_MS = 30_000  # how long a write waits for another process's write lock
+POLL_INTERVAL = 0.01  # seconds between two looks at data_version in wait()
+OPEN_WAIT = 10.0  # seconds an open waits for an exclusive holder (a compaction) to finish
 T = TypeVar("T")
 
 _SCHEMA = """
@@ -100,18 +116,20 @@ _META_CACHE: dict[bytes, Meta] = {}  # meta blobs repeat (same agent/session): d
 
 def _translate(exc: sqlite3.Error, path: str) -> EngramError:
     text = str(exc)
-    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
-        return StoreLocked(f"{path} is busy in another process: {text}", path=path)
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return StoreLocked(
+            f"{path} is busy: another process held its write lock longer than the busy"
+            f" timeout ({text})", path=path)
+    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in text:
+        return ConcurrencyConflict(
+            f"{path}: another writer committed the same seq or stream version ({text});"
+            " nothing was written, try again", path=path)
     if isinstance(exc, sqlite3.OperationalError) and "readonly" in text.replace(" ", ""):
         return ReadOnly(f"{path} is read-only: {text}", path=path)
     if isinstance(exc, sqlite3.DatabaseError) and (
         "malformed" in text or "not a database" in text or "disk image" in text
     ):
         return CorruptStore(f"{path} is corrupt: {text}", path=path)
-    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in text:
-        return ConcurrencyConflict(
-            f"{path}: another writer committed the same seq or stream version ({text});"
-            " nothing was written", path=path)
     if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
         return StorageFull(f"{path}: no room for the write ({text}); nothing was written",
                            path=path)
@@ -160,6 +178,34 @@ def _create_private(path: str) -> int:
     return fd
 
 
+def _holders(fd: int) -> str:
+    """Who else holds a ``flock`` on the file of ``fd``, from ``/proc/locks``
+    where there is one (else "another process")."""
+    st = os.fstat(fd)
+    want = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    pids: set[int] = set()
+    with contextlib.suppress(OSError, ValueError), open("/proc/locks") as fh:
+        for line in fh:
+            # "1: FLOCK  ADVISORY  READ 1234 08:01:5678 0 EOF" (waiters carry "->")
+            parts = line.split()
+            if len(parts) >= 6 and "->" not in parts and parts[1] == "FLOCK" \
+                    and parts[5] == want:
+                pids.add(int(parts[4]))
+    pids.discard(os.getpid())
+    if not pids:
+        return "another process"
+    return ", ".join(f"process {pid} ({_command(pid)})" for pid in sorted(pids)[:5])
+
+
+def _command(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            text = fh.read(400).replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
+    return text[:120] or "?"
+
+
 _MARKER = b"ENGHEAD1"
 
 
@@ -194,7 +240,10 @@ class SQLiteLog(EventLog):
         if durability not in DURABILITY:
             raise ValueError(f"durability must be one of {sorted(DURABILITY)}")
         self.path = os.fspath(path)
-        self.marker_path = self.path + ".head"
+        # SQLite names -wal and -shm after the path it is given: give it the real
+        # file, so a symlink and its target share one write-ahead log
+        self.file = os.path.realpath(self.path)
+        self.marker_path = self.file + ".head"
         self.durability = durability
         self.read_only = read_only
         self._closed = False
@@ -204,9 +253,11 @@ class SQLiteLog(EventLog):
         self._lock_fd: int | None = None
         self._file_lock_fd: int | None = None
         self._marker_fd: int | None = None
+        self._marker_todo: tuple[int, bytes] | None = None  # written after the commit
+        self._watch: sqlite3.Connection | None = None  # wait()'s connection
+        self._wake = threading.Event()  # set by interrupt_wait()
         self.chained = True
-        if not read_only:
-            self._take_lock()
+        self._take_lock()
         try:
             marker = self._read_marker()
             self._conn = self._connect(writer=not read_only)
@@ -224,43 +275,69 @@ class SQLiteLog(EventLog):
             if not read_only:
                 self._marker_fd = _create_private(self.marker_path)
         except BaseException:
+            with contextlib.suppress(Exception):
+                self._conn.close()
             self._release_lock()
             raise
 
     # -- connections -------------------------------------------------------------
 
     def _take_lock(self) -> None:
-        """Lock the store's real file, whatever name it was opened by: ``<real
-        path>.lock`` (a symlink resolves to the same one) and the database file's
-        own inode (the same through a hard link, and still there if someone
-        deleted the ``.lock``). A file with several hard links is refused for
-        writing: SQLite names the WAL after the path, so writers through two
-        names would keep two logs of one file."""
-        real = os.path.realpath(self.path)
-        with contextlib.suppress(FileNotFoundError):
-            links = os.stat(real).st_nlink
+        """Hold a shared ``flock`` on the database file for as long as this log is
+        open (waiting up to :data:`OPEN_WAIT` for an exclusive holder, a
+        compaction, to finish). The fd stays open until every SQLite connection
+        is closed: closing any fd of the file drops this process's POSIX locks,
+        SQLite's own among them."""
+        if self.read_only:
+            if not os.path.exists(self.file):
+                raise NotFound(f"no store at {self.path}", path=self.path)
+            fd = os.open(self.file, os.O_RDONLY)
+        else:
+            fd = _create_private(self.file)  # -wal and -shm take its mode
+            links = os.fstat(fd).st_nlink
             if links > 1:
+                os.close(fd)
                 raise InvalidStorePath(
-                    f"{self.path} has {links} hard links: open the store by one name only"
-                    " (each name would get its own write-ahead log)", path=self.path)
-        fds: list[int] = []
-        try:
-            for name in (real + ".lock", real):
-                fds.append(_create_private(name))
-                fcntl.flock(fds[-1], fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            for fd in fds:
-                os.close(fd)
-            raise StoreLocked(
-                f"{self.path} is open for writing in another process;"
-                " open it with read_only=True or close the other one",
-                path=self.path,
-            ) from None
-        except BaseException:
-            for fd in fds:
-                os.close(fd)
-            raise
-        self._lock_fd, self._file_lock_fd = fds
+                    f"{self.path} has {links} hard links: SQLite keeps its write-ahead log by"
+                    " file name, so writers through two names would each keep their own and"
+                    " corrupt the store. Open it by one name only (remove the other links; a"
+                    " symlink is fine)", path=self.path)
+        deadline = time.monotonic() + OPEN_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holders = _holders(fd)
+                    os.close(fd)
+                    raise StoreLocked(
+                        f"{self.path} is held exclusively by {holders} (a compaction or an"
+                        " import); try again when it is done", path=self.path) from None
+                time.sleep(0.05)
+        self._lock_fd = fd
+
+    @contextlib.contextmanager
+    def exclusive(self, what: str) -> Iterator[None]:
+        """Hold the store to this process alone while ``what`` runs: no other
+        process (reader or writer) may have it open, and none can open it until
+        the block ends; else :class:`StoreLocked` naming who has it open."""
+        fd = self._lock_fd
+        assert fd is not None
+        with self._write_lock:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                # a failed conversion may have dropped the shared lock: take it back
+                fcntl.flock(fd, fcntl.LOCK_SH)
+                raise StoreLocked(
+                    f"{what} needs {self.path} to itself, but {_holders(fd)} also has it"
+                    " open (an engram serve, engram mcp or a library open); close the other"
+                    f" one(s) and run {what} again", path=self.path) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_SH)
 
     def _release_lock(self) -> None:
         if self._file_lock_fd is not None:
@@ -277,13 +354,11 @@ class SQLiteLog(EventLog):
     def _connect(self, *, writer: bool) -> sqlite3.Connection:
         try:
             if writer:
-                if not os.path.exists(self.path):
-                    os.close(_create_private(self.path))  # -wal and -shm take its mode
-                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                conn = sqlite3.connect(self.file, isolation_level=None, check_same_thread=False)
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={DURABILITY[self.durability]}")
                 conn.execute("PRAGMA secure_delete=ON")
-                conn.execute("PRAGMA busy_timeout=5000")
                 # 64 MiB: the stream index is random-access
                 conn.execute("PRAGMA cache_size=-65536")
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -293,10 +368,10 @@ class SQLiteLog(EventLog):
                 if version < FORMAT_VERSION:
                     self._migrate(conn)
             else:
-                if not os.path.exists(self.path):
+                if not os.path.exists(self.file):
                     raise NotFound(f"no store at {self.path}", path=self.path)
                 conn = sqlite3.connect(
-                    f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
+                    f"file:{urllib.parse.quote(self.file)}?mode=ro", uri=True, isolation_level=None,
                     check_same_thread=False,
                 )
                 conn.execute("PRAGMA busy_timeout=5000")
@@ -401,11 +476,20 @@ class SQLiteLog(EventLog):
 
     def _write_marker(self, seq: int, chain: bytes) -> None:
         """Record the committed head (after the commit: a crash leaves it behind
-        the log, never ahead). One small write, no fsync."""
-        if self._marker_fd is None:
+        the log, never ahead). One small write, no fsync; under an ``flock`` of
+        the marker, and only forward: another process may have recorded a later
+        commit since ours."""
+        fd = self._marker_fd
+        if fd is None:
             return
         try:
-            os.pwrite(self._marker_fd, _marker_bytes(seq, chain), 0)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = _parse_marker(os.pread(fd, 4096, 0))
+                if current is None or current[0] <= seq:
+                    os.pwrite(fd, _marker_bytes(seq, chain), 0)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
         except OSError as exc:
             error = StorageFull if exc.errno in (errno.ENOSPC, errno.EDQUOT) else StorageError
             raise error(f"cannot write the head marker {self.marker_path}: {exc}",
@@ -416,7 +500,7 @@ class SQLiteLog(EventLog):
         self._check_open()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect(writer=False) if os.path.exists(self.path) else self._conn
+            conn = self._connect(writer=False) if os.path.exists(self.file) else self._conn
             with self._readers_lock:
                 self._readers.append(conn)
             self._local.conn = conn
@@ -447,7 +531,7 @@ class SQLiteLog(EventLog):
         self._transaction(lambda c: c.executemany(_INSERT, params))
         self._head = rows[-1][0].seq
         self._note_tip(self._head, rows[-1][2])
-        self._write_marker(self._head, rows[-1][2])
+        self._marker_todo = (self._head, rows[-1][2])
 
     def _chain_at(self, seq: int) -> bytes | None:
         if not self.chained:
@@ -455,8 +539,66 @@ class SQLiteLog(EventLog):
         rows = self._rows("SELECT chain FROM events WHERE seq = ?", (seq,))
         return _as_bytes(rows[0][0]) if rows and rows[0][0] is not None else None
 
-    def _transaction(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+    # -- the write transaction (see EventLog.writing) -----------------------------
+
+    def _begin(self) -> None:
+        """``BEGIN IMMEDIATE``: SQLite's write lock, across processes (waiting up
+        to the busy timeout for another writer), then the file's real head."""
+        if self.read_only:
+            raise ReadOnly(f"{self.path} is open read-only")
         conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT seq, recorded_at FROM events"
+                                   " ORDER BY seq DESC LIMIT 1").fetchone()
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+        head, last = row if row else (0, 0)
+        self._observed(head, last)
+        self._head = head
+        self._marker_todo = None
+
+    def _commit(self) -> None:
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+            self._after_rollback()
+            raise _translate(exc, self.path) from None
+        todo, self._marker_todo = self._marker_todo, None
+        if todo is not None:
+            self._write_marker(*todo)
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        self._after_rollback()
+
+    def _after_rollback(self) -> None:
+        """Forget what the rolled-back transaction wrote: the head is the file's."""
+        self._marker_todo = None
+        with contextlib.suppress(sqlite3.Error):
+            row = self._conn.execute("SELECT seq FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+            self._head = row[0] if row else 0
+            tip = self._chain_at(self._head) if self._head else GENESIS
+            self._tip = (self._head, tip) if tip is not None else (0, GENESIS)
+
+    def _transaction(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``fn`` in the open write transaction (inside :meth:`writing`), else
+        in one of its own."""
+        conn = self._conn
+        if conn.in_transaction:
+            try:
+                return fn(conn)
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from None
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -520,7 +662,10 @@ class SQLiteLog(EventLog):
             last = plan.rows[-1][0]
             assert last.chain is not None
             self._tip = (last.seq, last.chain)
-            self._write_marker(last.seq, last.chain)
+            if self._conn.in_transaction:
+                self._marker_todo = (last.seq, last.chain)
+            else:
+                self._write_marker(last.seq, last.chain)
         return int(plan.count)
 
     def purge(self) -> None:
@@ -605,6 +750,54 @@ class SQLiteLog(EventLog):
             row = self._rows("SELECT max(seq) FROM events", ())
             return row[0][0] or 0
         return self._head
+
+    # -- following other processes ------------------------------------------------
+
+    def refresh(self) -> int:
+        """The file's committed head now, other processes' commits included."""
+        if self.read_only:
+            return self.head()
+        rows = self._rows("SELECT max(seq) FROM events", ())
+        head = rows[0][0] or 0
+        with self._write_lock:
+            if not self._write_depth and head > self._head:
+                self._head = head
+        return head
+
+    def wait(self, after: int, timeout: float) -> int:
+        """Poll ``PRAGMA data_version`` (it changes when any other connection,
+        in any process, commits) every :data:`POLL_INTERVAL` until the head
+        passes ``after``, ``timeout`` passes or :meth:`interrupt_wait` is called.
+        For one waiting thread at a time (the store's follower)."""
+        head = self.refresh()
+        if head > after or timeout <= 0:
+            return head
+        deadline = time.monotonic() + timeout
+        conn = self._watcher()
+        seen = self._q(lambda: conn.execute("PRAGMA data_version").fetchone()[0])
+        while not self._wake.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._wake.wait(min(POLL_INTERVAL, left))
+            self._check_open()
+            now = self._q(lambda: conn.execute("PRAGMA data_version").fetchone()[0])
+            if now != seen:
+                seen = now
+                head = self.refresh()
+                if head > after:
+                    return head
+        return self.refresh()
+
+    def interrupt_wait(self) -> None:
+        self._wake.set()
+
+    def _watcher(self) -> sqlite3.Connection:
+        """wait()'s own connection: it never holds a read transaction, so it
+        never keeps a checkpoint (or compaction's purge) waiting."""
+        if self._watch is None:
+            self._watch = self._connect(writer=False)
+        return self._watch
 
     def _verified_rows(
         self, after: int, end: int, chunk: int, conn: sqlite3.Connection | None = None,
@@ -698,7 +891,7 @@ class SQLiteLog(EventLog):
         return rows[0][0] if rows else None
 
     def files(self) -> list[str]:
-        return [p for p in (self.path, self.path + "-wal", self.path + "-shm", self.marker_path)
+        return [p for p in (self.file, self.file + "-wal", self.file + "-shm", self.marker_path)
                 if os.path.exists(p)]
 
     # -- closing -----------------------------------------------------------------
@@ -714,9 +907,14 @@ class SQLiteLog(EventLog):
     def close(self) -> None:
         if self._closed:
             return
+        self._wake.set()
         with self._write_lock:
             self._closed = True
             self._close_readers()
+            watch, self._watch = self._watch, None
+            if watch is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    watch.close()
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
             if self._marker_fd is not None:

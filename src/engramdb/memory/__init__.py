@@ -187,7 +187,11 @@ class Memory(ListOps, WriteOps, RecallOps, CognitionOps, StoreOps):
             store.register(*projections)
             if embedder is not None:  # the log may have switched to another model
                 store.projection("vectors").check_embedder()  # type: ignore[attr-defined]
+            store.follow()  # apply what other processes commit, from now on
         except BaseException:
+            store_ = locals().get("store")
+            if store_ is not None:
+                store_._stop_following()
             log.close()
             raise
         return cls(store, namespace=namespace, embedder=embedder, weights=weights, clock=clock,

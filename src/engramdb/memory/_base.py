@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from msgspec import UNSET
 
@@ -15,7 +15,7 @@ from ..cognition.agent import Cognition
 from ..cognition.ownership import answer_conflict, check_owned
 from ..cognition.prefetch import Prefetcher
 from ..cognition.tiers import TierState
-from ..errors import ConcurrencyConflict, InvalidInput, ReadOnly
+from ..errors import ConcurrencyConflict, InvalidInput, NotFound, ReadOnly
 from ..events import (
     NO_STREAM,
     NODE_CREATED,
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 
 _UNSET: Any = UNSET
+_T = TypeVar("_T")
 
 def _attrs(value: Any) -> dict[str, Any]:
     if value is None:
@@ -95,8 +96,36 @@ class FacadeBase(Reader):
         state = None if self._models is None else self._models.state
         return {"vectors": state and state.projection, "embedder": state and state.embedder}
 
+    #: how long (seconds) a read with ``min_seq`` waits for this process to apply it
+    min_seq_timeout: float = 5.0
+
     def _at(self) -> int:
         return self._store.head
+
+    def wait_for(self, seq: int, *, timeout: float | None = None) -> int:
+        """Read your writes across processes: return once this process has applied
+        ``seq`` (the seq a write answered with, here or in another process on the
+        same log), waiting at most ``timeout`` seconds (default
+        :attr:`min_seq_timeout`); else :class:`~engramdb.errors.NotYetApplied`
+        (code ``seq_not_applied``, details ``min_seq`` and ``seq``, the seq this
+        process is at). A seq past the log's head, which no write has answered
+        with, is :class:`~engramdb.errors.InvalidQuery` at once."""
+        return self._store.wait_for(seq, self.min_seq_timeout if timeout is None else timeout)
+
+    def _fresh(self, plan: Callable[[], _T]) -> _T:
+        """``plan()``; when it finds something missing (:class:`NotFound`), once more
+        after catching up with other processes, which may have written it."""
+        at = self._at()
+        try:
+            return plan()
+        except NotFound:
+            if self._store.catch_up() <= at:
+                raise
+            return plan()
+
+    def _min_seq(self, min_seq: int | None) -> None:
+        if min_seq is not None:
+            self.wait_for(min_seq)
 
     @property
     def store(self) -> EventStore:
@@ -125,15 +154,29 @@ class FacadeBase(Reader):
         return self._meta(scope_alias(agent_id, agent, "agent_id", "agent"), source,
                           scope_alias(run_id, session, "run_id", "session"), user_id)
 
-    def _append(self, drafts: Sequence[Draft]) -> list[Event]:
+    def _append(
+        self, drafts: Sequence[Draft], *, planned_at: int | None = None,
+        replan: Callable[[], Sequence[Draft]] | None = None,
+    ) -> list[Event]:
+        """Append ``drafts`` (checked: read-only store, ownership). ``planned_at`` +
+        ``replan``: see :meth:`EventStore.append` (another process's events that
+        arrived since the plan make the commit plan again, under the write lock,
+        so what the plan checked sees every process's writes)."""
         if getattr(self._store.log, "read_only", False):
             raise ReadOnly("this store is open read-only")
         if self._store.shard is not None:  # another shard's events would never be applied here
             self._store.shard.check(self.namespace)
         head = self._store.head
         check_owned(drafts, self.namespace, lambda node_id: self._nodes.get(node_id, head))
+        checked = None
+        if replan is not None:
+            def checked() -> Sequence[Draft]:
+                again = replan()
+                now = self._store.head
+                check_owned(again, self.namespace, lambda node_id: self._nodes.get(node_id, now))
+                return again
         try:
-            events = self._store.append(drafts)
+            events = self._store.append(drafts, planned_at=planned_at, replan=checked)
         except ConcurrencyConflict as exc:  # maybe a racing create of another tenant's id
             answer = answer_conflict(exc, drafts, self.namespace,
                                      lambda node_id: self._nodes.get(node_id, self._store.head))

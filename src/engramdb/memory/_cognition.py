@@ -19,12 +19,15 @@ from ._base import FacadeBase
 class CognitionOps(FacadeBase):
     """Agent cognition over this namespace (part of :class:`~engramdb.memory.Memory`)."""
 
-    def get(self, node_id: str, *, agent: str | None = None) -> Node:
+    def get(self, node_id: str, *, agent: str | None = None,
+            min_seq: int | None = None) -> Node:
         """The memory ``node_id`` (:class:`NotFound` if absent or forgotten). The
         read is noted for salience, in batches (see :meth:`flush_accesses`), and,
         with the working tier on (:meth:`configure_working`), goes through
-        ``agent``'s working tier and teaches prefetch."""
+        ``agent``'s working tier and teaches prefetch. ``min_seq``: first wait
+        until this process has applied that seq (see :meth:`wait_for`)."""
         check_optional_str(agent, "agent")
+        self._min_seq(min_seq)
         node = Reader.get(self, node_id)
         self._cog.touch([node.id])
         self._prefetch.read(self, node, agent)

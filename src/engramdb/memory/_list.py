@@ -108,13 +108,16 @@ class ListOps(FacadeBase):
         cursor: str | None = None,
         order: str = "newest",
         as_of: datetime | int | str | None = None,
+        min_seq: int | None = None,
     ) -> Page:
         """The memories (and entities) of this namespace matching the filters, a
         page of at most ``limit`` at a time, ``newest`` (created) first or
         ``oldest``. Filters are :meth:`recall`'s (no domain needed). ``current``
         leaves out memories a live memory supersedes. Pass the page's ``cursor``
         to get the next one: every page reads at the first page's seq (or
-        ``as_of``), so paging is stable while writes go on."""
+        ``as_of``), so paging is stable while writes go on. ``min_seq``: first
+        wait until this process has applied that seq (see :meth:`wait_for`)."""
+        self._min_seq(min_seq)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _MAX_LIMIT:
             raise InvalidQuery(f"limit must be an integer from 1 to {_MAX_LIMIT}")
         if order not in _ORDERS:

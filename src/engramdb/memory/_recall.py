@@ -69,6 +69,7 @@ class RecallOps(FacadeBase):
         created_after: datetime | int | str | None = None,
         created_before: datetime | int | str | None = None,
         min_score: float | None = None,
+        min_seq: int | None = None,
     ) -> list[Hit]:
         """Memories relevant to ``query``: vectors + BM25 + graph + recency, fused.
 
@@ -94,9 +95,12 @@ class RecallOps(FacadeBase):
         ``agent``: with the working tier on, the top hits feed that agent's
         working tier and prefetch (a present recall only; see
         :mod:`engramdb.cognition.prefetch`).
+        ``min_seq``: first wait until this process has applied that seq (the seq
+        a write answered with, in any process; see :meth:`wait_for`).
         """
         if self._text is None:
             raise InvalidQuery("this store was opened with recall=False")
+        self._min_seq(min_seq)
         self._meta(agent, None, None)  # checks agent
         if check_bool(with_index, "with_index"):  # pin one seq for the hits and the index
             reader: Reader = self.as_of(self._at() if as_of is None else as_of)

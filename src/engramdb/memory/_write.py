@@ -96,12 +96,30 @@ class WriteOps(FacadeBase):
             meta=self._scoped_meta(source, agent=agent, session=session, user_id=user_id,
                                    agent_id=agent_id, run_id=run_id),
         )
+        now = self._cog.clock()
         with self._cog.facts.guard(self.namespace, draft.payload):
-            plan = plan_remember(View(self, self._at()), self._cog.facts, draft, supersedes,
-                                 now=self._cog.clock())
+            at = self._at()
+            plan = plan_remember(View(self, at), self._cog.facts, draft, supersedes, now=now)
             if plan.existing is not None:
                 return remembered(Reader.get(self, plan.existing), created=False)
-            event = self._append(self._with_vectors(plan.drafts))[0]
+            first = self._with_vectors(plan.drafts)
+            plans = [plan]
+
+            def replan() -> list[Draft]:  # another process wrote since: plan again
+                again = plan_remember(View(self, self._store.head), self._cog.facts, draft,
+                                      supersedes, now=now)
+                plans.append(again)
+                if again.existing is not None:
+                    return []
+                return first if again.drafts == plans[0].drafts else self._with_vectors(
+                    again.drafts)
+
+            events = self._append(first, planned_at=at, replan=replan)
+            plan = plans[-1]
+            if not events:  # the replan found the same memory, written elsewhere
+                assert plan.existing is not None
+                return remembered(Reader.get(self, plan.existing), created=False)
+        event = events[0]
         return remembered(self._nodes_get(event.stream, event.seq), created=True,
                           superseded=plan.superseded)
 
@@ -125,10 +143,23 @@ class WriteOps(FacadeBase):
                 session=spec.pop("session", None), user_id=spec.pop("user_id", None),
                 agent_id=spec.pop("agent_id", None), run_id=spec.pop("run_id", None))
             planned.append((self._created_draft(meta=meta, **spec), supersedes))
+        now = self._cog.clock()
         with self._cog.facts.guard(self.namespace, *(d.payload for d, _ in planned)):
-            plan = plan_remember_many(View(self, self._at()), self._cog.facts, planned,
-                                      now=self._cog.clock())
-            events = self._append(self._with_vectors(plan.drafts)) if plan.drafts else []
+            at = self._at()
+            plan = plan_remember_many(View(self, at), self._cog.facts, planned, now=now)
+            first = self._with_vectors(plan.drafts) if plan.drafts else []
+            plans = [plan]
+
+            def replan() -> list[Draft]:  # another process wrote since: plan again
+                again = plan_remember_many(View(self, self._store.head), self._cog.facts,
+                                           planned, now=now)
+                plans.append(again)
+                if again.drafts == plans[0].drafts:
+                    return first
+                return self._with_vectors(again.drafts) if again.drafts else []
+
+            events = self._append(first, planned_at=at, replan=replan) if first else []
+            plan = plans[-1]
         born = {e.stream: e.seq for e in events if e.type == NODE_CREATED}
         out = []
         for item in plan.items:
@@ -168,18 +199,29 @@ class WriteOps(FacadeBase):
         nothing is written (a new vector, e.g. a re-embedding, is no change).
         ``user_id`` / ``agent_id`` / ``run_id`` say on whose behalf the update was
         made (its provenance); the memory keeps the scope it was created in."""
-        current = Reader.get(self, node_id)  # a write, not a read to count
         payload = self._updated_payload(text=text, name=name, domain=domain, kind=kind,
                                         attrs=attrs, unset=unset)
-        draft = Draft(
-            type=NODE_UPDATED, stream=current.id, namespace=self.namespace,
-            payload=payload, **self._validity(valid_from, valid_to, current),
-            meta=self._scoped_meta(source, agent=agent, session=session, user_id=user_id,
-                                   agent_id=agent_id, run_id=run_id),
-            expected_version=_stream_version(current, expected_version),
-        )
-        events = self._append(self._with_vectors([draft]))
-        return self._nodes_get(current.id, events[-1].seq)
+        meta = self._scoped_meta(source, agent=agent, session=session, user_id=user_id,
+                                 agent_id=agent_id, run_id=run_id)
+
+        def plan() -> Draft:
+            current = Reader.get(self, node_id)  # a write, not a read to count
+            return Draft(
+                type=NODE_UPDATED, stream=current.id, namespace=self.namespace,
+                payload=payload, **self._validity(valid_from, valid_to, current), meta=meta,
+                expected_version=_stream_version(current, expected_version),
+            )
+
+        at = self._at()
+        draft = self._fresh(plan)
+        first = self._with_vectors([draft])
+
+        def replan() -> list[Draft]:  # another process wrote since: the memory may be gone
+            again = plan()
+            return first if again == draft else self._with_vectors([again])
+
+        events = self._append(first, planned_at=at, replan=replan)
+        return self._nodes_get(draft.stream, events[-1].seq)
 
     def relate(
         self,
@@ -197,17 +239,23 @@ class WriteOps(FacadeBase):
     ) -> Edge:
         """Add the typed edge ``src -rel-> dst`` (both must exist in this namespace)."""
         self._check_rel(rel)
-        a, b = Reader.get(self, src), Reader.get(self, dst)
-        event = self._append([
-            Draft(
+        meta = self._scoped_meta(source, agent=agent, session=session, user_id=user_id,
+                                 agent_id=agent_id, run_id=run_id)
+        edge_attrs = _attrs(attrs)
+
+        def plan() -> list[Draft]:  # both ends exist (again, if another process wrote since)
+            a, b = Reader.get(self, src), Reader.get(self, dst)
+            return [Draft(
                 type=EDGE_ADDED, stream=edge_stream(a.id, rel, b.id), namespace=self.namespace,
-                payload=EdgeAdded(src=a.id, rel=rel, dst=b.id, attrs=_attrs(attrs)),
-                meta=self._scoped_meta(source, agent=agent, session=session, user_id=user_id,
-                                       agent_id=agent_id, run_id=run_id),
-            )
-        ])[0]
-        for edge in self._adjacency.edges(a.id, event.seq, rel=rel):
-            if edge.dst == b.id:
+                payload=EdgeAdded(src=a.id, rel=rel, dst=b.id, attrs=edge_attrs), meta=meta,
+            )]
+
+        at = self._at()
+        [draft] = self._fresh(plan)
+        event = self._append([draft], planned_at=at, replan=plan)[0]
+        a_id, b_id = draft.payload.src, draft.payload.dst
+        for edge in self._adjacency.edges(a_id, event.seq, rel=rel):
+            if edge.dst == b_id:
                 return edge
         raise NotFound("the edge vanished before it could be read")  # pragma: no cover
 
@@ -233,13 +281,19 @@ class WriteOps(FacadeBase):
         Memories it superseded are current again, their validity reopened in the
         same commit (see :func:`~engramdb.cognition.supersession.reopen_drafts`)."""
         check_optional_str(reason, "reason")
-        node = Reader.get(self, node_id)
         meta = self._meta(agent, None, None)
-        return self._append([
-            Draft(type=NODE_FORGOTTEN, stream=node.id, namespace=self.namespace,
-                  payload=NodeForgotten(reason=reason), meta=meta),
-            *reopen_drafts(View(self, self._at()), node.id, meta),
-        ])[0]
+
+        def plan() -> list[Draft]:  # (again, if another process wrote since)
+            at = self._at()
+            node = Reader.get(self, node_id)
+            return [
+                Draft(type=NODE_FORGOTTEN, stream=node.id, namespace=self.namespace,
+                      payload=NodeForgotten(reason=reason), meta=meta),
+                *reopen_drafts(View(self, at), node.id, meta),
+            ]
+
+        at = self._at()  # before planning: the plan is at least this fresh
+        return self._append(self._fresh(plan), planned_at=at, replan=plan)[0]
 
     def compact(self) -> int:
         """Physically erase the content of forgotten memories (and their edges'

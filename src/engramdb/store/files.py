@@ -21,7 +21,7 @@ __all__ = ["SIDECARS", "check_export_target", "check_store_name", "check_store_p
            "file_kind"]
 
 #: What SQLite and engramdb keep beside a store file ``PATH`` (``PATH.snapshots`` too).
-SIDECARS = ("-wal", "-shm", "-journal", ".lock", ".head", ".tokens")
+SIDECARS = ("-wal", "-shm", "-journal", ".lock", ".head", ".tokens")  # .lock: older versions
 _SQLITE = b"SQLite format 3\x00"
 _WAL = (b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83")
 _PARQUET = b"PAR1"

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import os
 import struct
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -72,7 +73,9 @@ class SnapshotFiles:
         fields["sha256"] = _digest(name, self.store_id, epoch, seq, body, fields.get("chain"))
         header = msgspec.json.encode(fields)
         final = self.path(name)
-        tmp = f"{final}.tmp"
+        # one temp file per process and thread: two processes snapshotting the same
+        # projection at once must not write into each other's file
+        tmp = f"{final}.{os.getpid()}.{threading.get_ident()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)
         with open(fd, "wb") as fh:
@@ -105,7 +108,7 @@ class SnapshotFiles:
     def remove_rejected(self) -> list[str]:
         """Delete the files :meth:`read` rejected (so nothing of an abandoned
         history lingers to be trusted later); their paths."""
-        gone = []
+        gone = self._remove_dead_temps()
         for name, reason in self.rejected.items():
             if reason != "missing":
                 with contextlib.suppress(FileNotFoundError):
@@ -113,6 +116,23 @@ class SnapshotFiles:
                     gone.append(self.path(name))
         if gone:
             fsync_dir(self.directory)
+        return gone
+
+    def _remove_dead_temps(self) -> list[str]:
+        """Delete the temp files (``NAME.snap.PID.TID.tmp``) of processes that are
+        gone: a write killed half-way left them; a live process may still be
+        writing its own."""
+        gone = []
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            for entry in os.listdir(self.directory):
+                parts = entry.split(".")
+                if not entry.endswith(".tmp") or len(parts) < 5 or not parts[-3].isdigit():
+                    continue
+                if _alive(int(parts[-3])):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(self.directory, entry))
+                    gone.append(os.path.join(self.directory, entry))
         return gone
 
     def remove_all(self) -> None:
@@ -126,6 +146,18 @@ class SnapshotFiles:
         if not os.path.isdir(self.directory):
             return []
         return [os.path.join(self.directory, e) for e in sorted(os.listdir(self.directory))]
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process: alive
+    return True
 
 
 def _parse(

@@ -9,18 +9,39 @@ durable (as the log's durability setting defines) and visible to readers.
 Readers never take the commit lock: they read ``head`` once and ask
 projections for the state at that seq. Projections keep versions, so a reader
 sees exactly the state at its seq even while later events are applied.
+
+Several processes share one log (SQLite file, PostgreSQL): each store follows
+it. :meth:`EventStore.follow` starts a thread that waits on the log
+(:meth:`EventLog.wait`: a notification where the backend has one, else
+polling) and applies the events other processes committed, in seq order,
+chain-checked, never skipping one (:meth:`EventStore.catch_up`). A commit runs
+inside the log's cross-process write lock (:meth:`EventLog.writing`) and first
+catches the projections up to the log's real head; a request planned before
+such foreign events arrived is planned again there (``append(replan=...)``), so
+what a write checks (versions, duplicates, superseded slots) sees every
+process's writes. :meth:`EventStore.wait_for` lets a read wait for a seq
+(read-your-writes across processes).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from ..errors import ConcurrencyConflict, EngramError, InvalidInput
+from ..errors import (
+    ConcurrencyConflict,
+    EngramError,
+    InvalidInput,
+    InvalidQuery,
+    NotYetApplied,
+    StoreClosed,
+)
 from ..events import Draft, Event
 from ..log import EventLog, Prepared, RawEvent
 from ..progress import stage, track
@@ -31,6 +52,11 @@ from .snapshots import SnapshotFiles
 __all__ = ["EventStore", "Projection", "Subscriber"]
 
 Subscriber = Callable[[list[Event]], None]
+#: A write's plan made again at the current head (see :meth:`EventStore.append`)
+Replan = Callable[[], Sequence[Draft]]
+_log = logging.getLogger("engramdb.store")
+#: events a catch-up reads and applies at a time
+CATCH_UP_CHUNK = 5000
 
 
 @runtime_checkable
@@ -62,10 +88,13 @@ def _gc_paused() -> Iterator[None]:
 
 
 class _Request:
-    __slots__ = ("done", "error", "prepared", "result")
+    __slots__ = ("done", "error", "planned_at", "prepared", "replan", "result")
 
-    def __init__(self, prepared: list[Prepared]) -> None:
+    def __init__(self, prepared: list[Prepared], planned_at: int | None,
+                 replan: Replan | None) -> None:
         self.prepared = prepared
+        self.planned_at = planned_at
+        self.replan = replan
         self.result: list[Event] = []
         self.error: BaseException | None = None
         self.done = False
@@ -98,6 +127,12 @@ class EventStore:
             SnapshotFiles(snapshot_dir, store_id=self.store_id) if snapshot_dir else None
         )
         self.restored: dict[str, int] = {}
+        self._applied = threading.Condition()  # notified after every apply
+        self._foreign_at = 0  # the last seq applied by a catch-up (another process's)
+        self._follower: threading.Thread | None = None
+        self._stopping = threading.Event()
+        #: the last error the follower thread met (it keeps trying); None when well
+        self.follow_error: BaseException | None = None
 
     def _store_id(self) -> str:
         sid = self.log.get_meta("store_id")
@@ -219,11 +254,21 @@ class EventStore:
 
     # -- writing -----------------------------------------------------------------
 
-    def append(self, drafts: Sequence[Draft]) -> list[Event]:
-        """Append ``drafts`` atomically; return them as committed events."""
+    def append(
+        self, drafts: Sequence[Draft], *, planned_at: int | None = None,
+        replan: Replan | None = None,
+    ) -> list[Event]:
+        """Append ``drafts`` atomically; return them as committed events.
+
+        ``planned_at``: the seq whose state the caller looked at to make the
+        drafts; ``replan``: makes them again from the current state (called in
+        the commit, under the write lock, only if another process's events were
+        applied after ``planned_at``; it must not append). It may return no
+        drafts (then nothing is written and the result is empty) or raise (the
+        append raises it)."""
         if not drafts:
             return []
-        request = _Request([self.log.prepare(d) for d in drafts])
+        request = _Request([self.log.prepare(d) for d in drafts], planned_at, replan)
         with self._pending_lock:
             self._pending.append(request)
         with self._commit_lock:
@@ -236,14 +281,24 @@ class EventStore:
         return request.result
 
     def _commit(self, batch: list[_Request]) -> None:
+        """One log transaction for ``batch``: under the log's write lock, catch up
+        with what other processes committed, re-plan what that made stale,
+        append; after the commit, apply."""
+        live: list[_Request] = []
         try:
-            results = self.log.append_groups([r.prepared for r in batch])
+            with self.log.writing():
+                top = self.log.head()  # the storage's real head, inside the lock
+                if top > self._head:
+                    self._catch_up_locked(top, snapshot=False)
+                live = [r for r in batch if self._still_valid(r)]
+                results = self.log.append_groups([r.prepared for r in live]) if live else []
         except BaseException as exc:
             for r in batch:
-                r.error, r.done = exc, True
+                if not r.done:
+                    r.error, r.done = exc, True
             return
         events: list[Event] = []
-        for request, result in zip(batch, results, strict=True):
+        for request, result in zip(live, results, strict=True):
             if isinstance(result, ConcurrencyConflict):
                 request.error = result
             else:
@@ -253,7 +308,25 @@ class EventStore:
         if events:
             self._apply(events)
 
-    def _apply(self, events: list[Event]) -> None:
+    def _still_valid(self, request: _Request) -> bool:
+        """Whether ``request`` still goes into the commit: re-planned first if
+        another process's events arrived after its plan (False: it is done, with
+        no events or with the replan's error)."""
+        if (request.replan is None or request.planned_at is None
+                or self._foreign_at <= request.planned_at):
+            return True
+        try:
+            drafts = list(request.replan())
+            request.prepared = [self.log.prepare(d) for d in drafts]
+        except BaseException as exc:
+            request.error, request.done = exc, True
+            return False
+        if not drafts:
+            request.done = True
+            return False
+        return True
+
+    def _apply(self, events: list[Event], *, snapshot: bool = True) -> None:
         failure: BaseException | None = None
         applied = list(self.accepted(events))
         for proj in self._projections.values():
@@ -263,17 +336,129 @@ class EventStore:
             except Exception as exc:
                 failure = failure or exc
         self._head = events[-1].seq
+        with self._applied:
+            self._applied.notify_all()
         for fn in self._subscribers:
             fn(events)
         if failure is not None:
             raise EngramError(f"a projection failed after commit: {failure!r}") from failure
-        if self.snapshots is not None and self._head - self._snapshotted_at >= self.snapshot_every:
+        if (snapshot and self.snapshots is not None
+                and not getattr(self.log, "read_only", False)
+                and self._head - self._snapshotted_at >= self.snapshot_every):
             self._snapshot_locked()
+
+    # -- following other processes -----------------------------------------------
+
+    def catch_up(self) -> int:
+        """Apply every event other processes have committed since :attr:`head`
+        (in seq order, chain-checked, never skipping one); return the new head."""
+        top = self.log.refresh()
+        if top > self._head:
+            with self._commit_lock:
+                self._catch_up_locked(self.log.refresh())
+        return self._head
+
+    def _try_catch_up(self, timeout: float) -> None:
+        """:meth:`catch_up` if the commit lock comes within ``timeout`` seconds."""
+        if self.log.refresh() <= self._head:
+            return
+        if self._commit_lock.acquire(timeout=max(0.0, timeout)):
+            try:
+                self._catch_up_locked(self.log.refresh())
+            finally:
+                self._commit_lock.release()
+
+    def _catch_up_locked(self, top: int, *, snapshot: bool = True) -> None:
+        while self._head < top:
+            end = min(top, self._head + CATCH_UP_CHUNK)
+            events = list(self.log.read(after=self._head, upto=end))
+            if not events:
+                return  # the log's own head lags (a write of this process is in flight)
+            self._foreign_at = events[-1].seq
+            self._apply(events, snapshot=snapshot)
+
+    def follow(self, *, timeout: float = 1.0) -> bool:
+        """Start the follower thread (once; a log no other process writes needs
+        none): it waits on the log (:meth:`EventLog.wait`, at most ``timeout``
+        seconds at a time) and catches up. Returns whether one runs."""
+        if self._follower is not None:
+            return True
+        if type(self.log).wait is EventLog.wait:
+            return False
+        self._stopping.clear()
+        thread = threading.Thread(target=self._follow_loop, args=(timeout,),
+                                  name="engram-follower", daemon=True)
+        self._follower = thread
+        thread.start()
+        return True
+
+    @property
+    def following(self) -> bool:
+        return self._follower is not None and self._follower.is_alive()
+
+    def _follow_loop(self, timeout: float) -> None:
+        while not self._stopping.is_set():
+            try:
+                top = self.log.wait(self._head, timeout)
+                if top > self._head and not self._stopping.is_set():
+                    with self._commit_lock:
+                        if self._stopping.is_set():
+                            return
+                        self._catch_up_locked(top)
+                self.follow_error = None
+            except StoreClosed:
+                return
+            except Exception as exc:  # e.g. a damaged event: say so, keep trying
+                if self._stopping.is_set():
+                    return
+                if self.follow_error is None:
+                    _log.warning("following the log failed at seq %d: %s", self._head, exc)
+                self.follow_error = exc
+                self._stopping.wait(0.5)
+
+    def _stop_following(self) -> None:
+        thread, self._follower = self._follower, None
+        if thread is None:
+            return
+        self._stopping.set()
+        self.log.interrupt_wait()
+        thread.join(timeout=10)
+
+    def wait_for(self, seq: int, timeout: float = 5.0) -> int:
+        """Return once this store has applied ``seq`` (catching up as it waits),
+        at most ``timeout`` seconds; else :class:`NotYetApplied` with the seq it
+        is at (read-your-writes: pass the seq a write answered with)."""
+        if type(seq) is not int or seq < 0:
+            raise InvalidQuery(f"min_seq must be a non-negative integer, got {seq!r}")
+        if seq <= self._head:
+            return self._head
+        top = self.log.refresh()
+        if seq > top:
+            raise InvalidQuery(
+                f"min_seq {seq} is past the log's head ({top}): no write has answered with"
+                " it", min_seq=seq, seq=self._head, head=top)
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            if not self.following:
+                self._try_catch_up(deadline - time.monotonic())
+            with self._applied:
+                if self._head >= seq:
+                    return self._head
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._applied.wait(min(left, 0.02))
+        if self._head >= seq:
+            return self._head
+        raise NotYetApplied(
+            f"this process has applied the log up to seq {self._head}, not yet {seq}"
+            f" (waited {timeout:g} s); retry, or read without min_seq",
+            min_seq=seq, seq=self._head)
 
     def import_events(self, events: Iterable[RawEvent]) -> int:
         """Load exported events into this EMPTY store (see :meth:`EventLog.import_events`)
         and replay them into every projection. Subscribers are not called."""
-        with self._commit_lock:
+        with self._commit_lock, self.log.exclusive("import"):
             count = self.log.import_events(events)
             if count:
                 self._head = self.log.head()
@@ -289,7 +474,8 @@ class EventStore:
     def compact(self, seqs: Iterable[int], *, renames: Mapping[str, str] | None = None) -> int:
         """Redact events ``seqs`` (and rename the streams of ``renames``, in the same
         transaction) for good: new epoch, rebuilt projections, purged files."""
-        with self._commit_lock:
+        with self._commit_lock, self.log.exclusive("compact"):
+            self._catch_up_locked(self.log.refresh())
             with stage("redact"):  # and bumps the epoch: one transaction
                 count = self.log.redact(seqs, renames=renames)
             if self.snapshots is not None:
@@ -302,6 +488,7 @@ class EventStore:
             return count
 
     def close(self, *, snapshot: bool = True) -> None:
+        self._stop_following()
         with self._commit_lock:
             try:
                 if (snapshot and self.snapshots is not None
