@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
 import engramdb.errors as errors
@@ -69,3 +71,23 @@ def test_bad_input_is_rejected_and_changes_nothing(call: object, code: str) -> N
             call(mem)  # type: ignore[operator]
         assert info.value.code == code
         assert mem.seq == before
+
+
+def own_exit_codes() -> dict[int, list[str]]:
+    codes: dict[int, list[str]] = {}
+    for cls in all_errors():
+        if "exit_code" in vars(cls):
+            codes.setdefault(cls.exit_code, []).append(cls.__name__)
+    return codes
+
+
+def test_every_error_class_has_its_own_exit_code() -> None:
+    """A script tells failures apart by exit code: no two classes share one."""
+    assert {code: names for code, names in own_exit_codes().items() if len(names) > 1} == {}
+
+
+def test_cli_docs_list_every_exit_code() -> None:
+    docs = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    section = docs.split("Exit codes", 1)[1].split("\n\n", 1)[0]
+    for code, names in own_exit_codes().items():
+        assert f"`{code}`" in section, names

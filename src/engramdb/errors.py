@@ -274,7 +274,7 @@ class ModelMismatch(EngramError):
 
     code = "model_mismatch"
     status = 500
-    exit_code = 12
+    exit_code = 16
 
 
 class MissingDependency(EngramError, ImportError):
@@ -282,7 +282,7 @@ class MissingDependency(EngramError, ImportError):
 
     code = "missing_dependency"
     status = 500
-    exit_code = 13
+    exit_code = 17
 
 
 def error_info(exc: BaseException) -> dict[str, Any]:
