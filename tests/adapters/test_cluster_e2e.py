@@ -1,9 +1,9 @@
 """Three ``engram serve`` processes on loopback over one PostgreSQL log; clients
 write through all three, one server is SIGKILLed mid-load and restarted.
 
-Every write a server acknowledged (201) must be in the log. (That all three
-then reach the log's head and answer the same recall needs the store-level
-follower, which lands separately; its assertions join this test then.)
+Every write a server acknowledged (201) must be in the log, and every server's
+follower then brings it to the log's head: all three answer the same recall and
+serve every acknowledged memory, whichever server took the write.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def test_three_servers_one_killed_nothing_acknowledged_is_lost(
             t.join()
         log = PostgresLog(url, read_only=True)
         try:
-            log.refresh()  # the head other processes committed
+            head = log.refresh()  # the head other processes committed
             stored = {e.stream for e in log.read() if e.type == "node.created"}
         finally:
             log.close()
@@ -88,6 +88,19 @@ def test_three_servers_one_killed_nothing_acknowledged_is_lost(
         for base, proc in zip(bases, procs, strict=True):  # the restarted one too
             assert proc.poll() is None
             assert httpx.get(base + "/readyz", timeout=10).status_code == 200
+        deadline = time.monotonic() + 30
+        while (heads := [httpx.get(b + "/readyz", timeout=10).json()["seq"] for b in bases]) \
+                != [head] * 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert heads == [head] * 3  # each follower applied the others' writes
+        hits = [[h["id"] for h in httpx.post(b + "/v1/namespaces/team/recall", timeout=30,
+                                             json={"query": "client 3 note 7 launch", "k": 5}
+                                             ).json()["hits"]] for b in bases]
+        assert hits[0] and hits[0] == hits[1] == hits[2]
+        for base in bases:
+            for memory in ids[::7]:
+                r = httpx.get(f"{base}/v1/namespaces/team/memories/{memory}", timeout=10)
+                assert r.status_code == 200, (base, memory)
     finally:
         stop.set()
         for proc in procs:
