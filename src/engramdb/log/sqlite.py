@@ -673,7 +673,10 @@ class SQLiteLog(EventLog):
         if self.read_only:
             raise ReadOnly(f"{self.path} is open read-only")
         with self._write_lock:
-            self._close_readers()
+            # Readers are left open: they run in autocommit, so between statements they
+            # hold no WAL snapshot that could keep the checkpoint from emptying the WAL
+            # (and one mid-statement makes _truncate_wal fail loudly). Closing another
+            # thread's connection while it runs a statement crashes the process.
             self._truncate_wal()
             self._q(lambda: self._conn.execute("VACUUM"))
             self._truncate_wal()
@@ -755,10 +758,17 @@ class SQLiteLog(EventLog):
 
     def refresh(self) -> int:
         """The file's committed head now, other processes' commits included."""
-        if self.read_only:
-            return self.head()
-        rows = self._rows("SELECT max(seq) FROM events", ())
+        return self._refresh(self._reader())
+
+    def _refresh(self, conn: sqlite3.Connection) -> int:
+        """:meth:`refresh` over ``conn``. The follower passes its watcher connection:
+        compaction's purge closes the readers of every thread, and a connection
+        closed under a thread that is using it crashes the process."""
+        self._check_open()
+        rows = self._q(lambda: conn.execute("SELECT max(seq) FROM events").fetchall())
         head = rows[0][0] or 0
+        if self.read_only:
+            return int(head)
         with self._write_lock:
             if not self._write_depth and head > self._head:
                 self._head = head
@@ -769,11 +779,11 @@ class SQLiteLog(EventLog):
         in any process, commits) every :data:`POLL_INTERVAL` until the head
         passes ``after``, ``timeout`` passes or :meth:`interrupt_wait` is called.
         For one waiting thread at a time (the store's follower)."""
-        head = self.refresh()
+        conn = self._watcher()
+        head = self._refresh(conn)
         if head > after or timeout <= 0:
             return head
         deadline = time.monotonic() + timeout
-        conn = self._watcher()
         seen = self._q(lambda: conn.execute("PRAGMA data_version").fetchone()[0])
         while not self._wake.is_set():
             left = deadline - time.monotonic()
@@ -784,10 +794,10 @@ class SQLiteLog(EventLog):
             now = self._q(lambda: conn.execute("PRAGMA data_version").fetchone()[0])
             if now != seen:
                 seen = now
-                head = self.refresh()
+                head = self._refresh(conn)
                 if head > after:
                     return head
-        return self.refresh()
+        return self._refresh(conn)
 
     def interrupt_wait(self) -> None:
         self._wake.set()
