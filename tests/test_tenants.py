@@ -4,11 +4,12 @@ exactly like an id that does not exist, and changes nothing."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engramdb import ConcurrencyConflict, EngramError, InvalidInput, Memory, NotFound
+from engramdb import ConcurrencyConflict, Conflict, EngramError, InvalidInput, Memory, NotFound
 from engramdb.cognition.ownership import answer_conflict
 from engramdb.events import Draft
 from engramdb.events.types import (
@@ -263,3 +264,17 @@ def test_a_racing_create_refused_without_a_stream_named_reveals_nothing(two: Any
     assert str(answer) == "invalid id 'race-2': this id is not available, choose another"
     mine = b._created_draft("probe", meta=b._meta(None, None, None), id="free-3")
     assert answer_conflict(unnamed, [mine], "b", lambda i: b._nodes.get(i, b.seq)) is unnamed
+
+
+def test_a_chosen_id_is_never_silently_replaced_by_a_duplicates_id(tmp_path: Path) -> None:
+    """Remembering the text of a live memory under another chosen id used to answer
+    the old memory (created=False), and the chosen id was then 404."""
+    with Memory.open(tmp_path / "s.engram", embedder=None) as mem:
+        mem.remember("Maya lives in Lisbon", id="k1")
+        with pytest.raises(Conflict) as err:
+            mem.remember("Maya lives in Lisbon", id="k2")
+        assert err.value.details.get("existing") == "k1"
+        assert mem.remember("Maya lives in Lisbon", id="k1").created is False  # its own id
+        assert mem.remember("Maya lives in Lisbon").id == "k1"  # no id: the duplicate
+        with pytest.raises(NotFound):
+            mem.get("k2")

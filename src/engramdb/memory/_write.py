@@ -10,7 +10,7 @@ from typing import Any
 
 from ..cognition.batch import plan_remember_many
 from ..cognition.supersession import Remembered, plan_remember, remembered, reopen_drafts
-from ..errors import ConcurrencyConflict, InvalidInput, NotFound
+from ..errors import ConcurrencyConflict, Conflict, InvalidInput, NotFound
 from ..events import (
     ANY_VERSION,
     EDGE_ADDED,
@@ -81,7 +81,8 @@ class WriteOps(FacadeBase):
         (this memory's ``valid_from``, default now) and a ``supersedes`` edge from
         it, in the same commit; a memory with ``attrs`` ``subject`` + ``predicate``
         supersedes the current one of that slot by itself. Remembering exactly a
-        live, current memory again writes nothing: the result has ``created=False``.
+        live, current memory again writes nothing: the result has ``created=False``
+        (under another chosen ``id`` it is a :class:`Conflict` naming the existing one).
         See :mod:`engramdb.cognition.supersession`.
 
         Scope: ``user_id`` (whom the memory is about or for), ``agent_id`` (which
@@ -101,7 +102,7 @@ class WriteOps(FacadeBase):
             at = self._at()
             plan = plan_remember(View(self, at), self._cog.facts, draft, supersedes, now=now)
             if plan.existing is not None:
-                return remembered(Reader.get(self, plan.existing), created=False)
+                return self._duplicate(plan.existing, id)
             first = self._with_vectors(plan.drafts)
             plans = [plan]
 
@@ -118,10 +119,19 @@ class WriteOps(FacadeBase):
             plan = plans[-1]
             if not events:  # the replan found the same memory, written elsewhere
                 assert plan.existing is not None
-                return remembered(Reader.get(self, plan.existing), created=False)
+                return self._duplicate(plan.existing, id)
         event = events[0]
         return remembered(self._nodes_get(event.stream, event.seq), created=True,
                           superseded=plan.superseded)
+
+    def _duplicate(self, existing: str, chosen: str | None) -> Remembered:
+        """What :meth:`remember` answers when the memory is already there: that memory
+        (``created=False``), unless the caller chose another id for it. A chosen id is
+        never silently replaced by another (a later ``get(chosen)`` would be 404)."""
+        if chosen is not None and chosen != existing:
+            raise Conflict(f"an identical memory {existing} exists: remember under that id, "
+                           "or change the text", existing=existing)
+        return remembered(Reader.get(self, existing), created=False)
 
     def remember_many(self, items: Iterable[Mapping[str, Any] | str]) -> list[Remembered]:
         """Store many memories in one atomic commit: all of them, or (on any bad
