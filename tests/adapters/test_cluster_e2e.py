@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engramdb.bench.serve import _free_port, _wait_ready
+from engramdb.bench.serve import _free_port, _stop_servers, _wait_ready
 from engramdb.log import PostgresLog
 
 from ..postgres import Schemas, pg_schemas
@@ -103,12 +103,4 @@ def test_three_servers_one_killed_nothing_acknowledged_is_lost(
                 assert r.status_code == 200, (base, memory)
     finally:
         stop.set()
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for proc in procs:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _stop_servers(procs)

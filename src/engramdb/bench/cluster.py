@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from typing import Any
 from ..events import Draft
 from ..log.postgres import PostgresLog, split_url
 from .common import Report, percentiles
-from .serve import _free_port, _text, _wait_ready
+from .serve import _free_port, _stop_servers, _text, _wait_ready
 
 __all__ = ["run"]
 
@@ -193,14 +192,7 @@ def _servers(report: Report, url: str, servers: int, clients: int, seconds: floa
             t.join()
         wall = time.perf_counter() - t0
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGINT)
-        for proc in procs:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _stop_servers(procs)
     ids = [i for part in acked for i in part]
     log = PostgresLog(url, read_only=True)
     try:

@@ -159,12 +159,7 @@ def run(
             progress(f"reading back {len(acked)} acknowledged writes over HTTP")
             lost_http = _read_back(base, token, acked)
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop_servers([proc])
         progress("reopening the store from disk")
         with Memory.open(store, namespace=NAMESPACE, read_only=True, recall=False) as mem:
             lost_disk = sum(1 for memory_id, text in acked
@@ -175,6 +170,20 @@ def run(
                 report.params["server_log_tail"] = fh.read()[-4000:].decode(errors="replace")
     report.write(out)
     return report
+
+
+def _stop_servers(procs: list[subprocess.Popen[bytes]], timeout: float = 60.0) -> None:
+    """SIGINT every server still running (drain, close, final snapshot), then wait;
+    one that does not stop within ``timeout`` is killed."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _load(base: str, token: str, clients: int, seconds: float, max_requests: int,
